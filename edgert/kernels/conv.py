@@ -1,0 +1,139 @@
+"""CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED: int8 (per-channel or per-tensor weights,
+int32 bias, TFLM ConvPerChannel / FullyConnected semantics) and float32.
+
+Layouts are TFLite's: activations NHWC, conv weights OHWI, depthwise weights 1HW(C*M),
+fully-connected weights [units, in_features].
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from edgert.ir import DType, Graph, Op
+
+from . import fixedpoint as fp
+from .common import activation_range, clamp_int8, fail, require_dtypes, require_per_tensor
+
+I8, I32, F32 = DType.I8, DType.I32, DType.F32
+_INT8 = ((I8, I8, I32, I8), (I8, I8, None, I8))
+_FLOAT = ((F32, F32, F32, F32), (F32, F32, None, F32))
+
+
+def check(op: Op, g: Graph) -> None:
+    require_dtypes(op, g, _INT8 + _FLOAT)
+    x, w, b = g.in_tensors(op)
+    (y,) = g.out_tensors(op)
+    if not w.is_const:
+        raise fail(op, f"weights {w.name} are not constant", "edgert compiles models with constant weights")
+    if b is not None and not b.is_const:
+        raise fail(op, f"bias {b.name} is not constant", "edgert compiles models with constant biases")
+    if op.kind in ("conv2d", "depthwise_conv2d") and (len(x.shape) != 4 or len(w.shape) != 4):
+        raise fail(op, f"expected 4-D input and weights, got {list(x.shape)} and {list(w.shape)}",
+                   "export the model with NHWC 2-D convolutions")
+    if op.kind == "conv2d" and x.shape[3] != w.shape[3]:
+        raise fail(op, f"grouped convolution ({x.shape[3]} input channels, filters of depth {w.shape[3]})",
+                   "grouped convolutions are not supported; split them into separate convolutions")
+    if op.kind == "fully_connected" and x.size % w.shape[1] != 0:
+        raise fail(op, f"input of {x.size} values does not divide into rows of {w.shape[1]}", "check the model")
+    if x.dtype is not I8:
+        return
+    require_per_tensor(op, x, "input")
+    require_per_tensor(op, y, "output")
+    if w.quant is None:
+        raise fail(op, f"int8 weights {w.name} have no quantization parameters", "re-export with full-integer quantization")
+    if any(z != 0 for z in w.quant.zero_point):
+        raise fail(op, f"weights {w.name} have a nonzero zero point {w.quant.zero_point[0]}",
+                   "edgert (like TFLite Micro) needs symmetric int8 weights; re-quantize them symmetrically")
+    channel_axis = 3 if op.kind == "depthwise_conv2d" else 0
+    if w.quant.per_channel and (w.quant.axis != channel_axis or len(w.quant.scale) != w.shape[channel_axis]):
+        raise fail(op, f"weights {w.name} are quantized per channel along axis {w.quant.axis} "
+                   f"with {len(w.quant.scale)} scales",
+                   f"per-channel weights must be quantized along axis {channel_axis} (output channels)")
+
+
+def out_channels(op: Op, g: Graph) -> int:
+    w = g.tensor(op.inputs[1])
+    return w.shape[3] if op.kind == "depthwise_conv2d" else w.shape[0]
+
+
+def prepare(op: Op, g: Graph) -> None:
+    """Integer attributes (TFLM PopulateConvolutionQuantizationParams) or float clamps."""
+    x, w, _ = g.in_tensors(op)
+    (y,) = g.out_tensors(op)
+    lo, hi = activation_range(op.attrs["act"], y)
+    op.attrs["act_min"], op.attrs["act_max"] = lo, hi
+    if x.dtype is F32:
+        return
+    oc = out_channels(op, g)
+    w_scales = np.broadcast_to(np.asarray(w.quant.scale, dtype=np.float64), (oc,))
+    effective = np.float64(x.quant.scale[0]) * w_scales / np.float64(y.quant.scale[0])
+    op.attrs["mult"], op.attrs["shift"] = fp.quantize_multipliers(effective)
+    op.attrs["in_zp"] = x.quant.zp
+    op.attrs["out_zp"] = y.quant.zp
+
+
+def macs(op: Op, g: Graph) -> int:
+    w = g.tensor(op.inputs[1])
+    y = g.tensor(op.outputs[0])
+    if op.kind == "conv2d":
+        return y.size * w.shape[1] * w.shape[2] * w.shape[3]
+    if op.kind == "depthwise_conv2d":
+        return y.size * w.shape[1] * w.shape[2]
+    return y.size * w.shape[1]
+
+
+def output_rows(op: Op, g: Graph) -> int:
+    return g.tensor(op.inputs[0]).size // g.tensor(op.inputs[1]).shape[1]
+
+
+# --------------------------------------------------------------------------- reference
+
+
+def _requant(acc: np.ndarray, op: Op) -> np.ndarray:
+    a = op.attrs
+    out = fp.multiply_by_quantized_multiplier(acc, a["mult"], a["shift"]) + a["out_zp"]
+    return clamp_int8(out, a["act_min"], a["act_max"])
+
+
+def _windows(xz: np.ndarray, op: Op, kh: int, kw: int, oh: int, ow: int):
+    """Yield (ky, kx, patch) with patch[n, oy, ox, c] = padded input under filter tap (ky, kx).
+    ``xz`` is the input with its zero point already subtracted, so padding is 0."""
+    (sh, sw), (dh, dw), (pt, pl) = op.attrs["stride"], op.attrs["dilation"], op.attrs["pad"]
+    n, h, w, c = xz.shape
+    need_h = (oh - 1) * sh + (kh - 1) * dh + 1
+    need_w = (ow - 1) * sw + (kw - 1) * dw + 1
+    xp = np.zeros((n, max(need_h, pt + h), max(need_w, pl + w), c), dtype=xz.dtype)
+    xp[:, pt:pt + h, pl:pl + w, :] = xz
+    for ky in range(kh):
+        for kx in range(kw):
+            y0, x0 = ky * dh, kx * dw
+            yield ky, kx, xp[:, y0:y0 + (oh - 1) * sh + 1:sh, x0:x0 + (ow - 1) * sw + 1:sw, :]
+
+
+def ref(op: Op, g: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    x, w, b = g.in_tensors(op)
+    (y,) = g.out_tensors(op)
+    xv = inputs[0]
+    is_float = x.dtype is F32
+    acc_t = np.float32 if is_float else np.int64
+    xz = xv.astype(acc_t) - (0 if is_float else op.attrs["in_zp"])
+    wv = w.data.astype(acc_t)
+    bias = b.data.astype(acc_t) if b is not None else np.zeros(out_channels(op, g), acc_t)
+
+    if op.kind == "fully_connected":
+        acc = xz.reshape(-1, w.shape[1]) @ wv.T + bias
+    else:
+        _, oh, ow, oc = y.shape
+        kh, kw = w.shape[1], w.shape[2]
+        acc = np.zeros((x.shape[0], oh, ow, oc), dtype=acc_t)
+        m = op.attrs.get("depth_multiplier", 1)
+        for ky, kx, patch in _windows(xz, op, kh, kw, oh, ow):
+            if op.kind == "conv2d":
+                acc += np.einsum("nhwc,oc->nhwo", patch, wv[:, ky, kx, :])
+            else:
+                acc += np.repeat(patch, m, axis=3) * wv[0, ky, kx, :]
+        acc += bias
+    if is_float:
+        out = np.clip(acc, op.attrs["act_min"], op.attrs["act_max"]).astype(np.float32)
+    else:
+        out = _requant(fp.wrap32(acc), op)
+    return [out.reshape(y.shape)]

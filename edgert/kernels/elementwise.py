@@ -1,0 +1,72 @@
+"""ADD and MUL with numpy broadcasting (TFLM int8 add: inputs rescaled with a 20-bit left
+shift, then summed and requantized; int8 mul: one multiplier for s1*s2/so) and float32."""
+from __future__ import annotations
+
+import numpy as np
+
+from edgert.ir import DType, Graph, Op
+
+from . import fixedpoint as fp
+from .common import activation_range, clamp_int8, fail, require_dtypes, require_per_tensor
+
+I8, F32 = DType.I8, DType.F32
+ADD_LEFT_SHIFT = 20  # TFLM's left_shift for int8 ADD
+
+
+def check(op: Op, g: Graph) -> None:
+    require_dtypes(op, g, ((I8, I8, I8), (F32, F32, F32)))
+    a, b = g.in_tensors(op)
+    (y,) = g.out_tensors(op)
+    try:
+        shape = np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise fail(op, f"shapes {list(a.shape)} and {list(b.shape)} do not broadcast", "check the model") from None
+    if tuple(shape) != tuple(y.shape):
+        raise fail(op, f"broadcast shape {list(shape)} differs from the output {list(y.shape)}", "check the model")
+    if len(y.shape) > 5:
+        raise fail(op, f"{len(y.shape)}-D broadcasting", "TFLite broadcasts up to 5 dimensions")
+    if y.dtype is I8:
+        for t, role in ((a, "first input"), (b, "second input"), (y, "output")):
+            require_per_tensor(op, t, role)
+
+
+def prepare(op: Op, g: Graph) -> None:
+    a, b = g.in_tensors(op)
+    (y,) = g.out_tensors(op)
+    op.attrs["act_min"], op.attrs["act_max"] = activation_range(op.attrs["act"], y)
+    if y.dtype is F32:
+        return
+    sa, sb, so = (np.float64(t.quant.scale[0]) for t in (a, b, y))
+    op.attrs["in_zp"] = (a.quant.zp, b.quant.zp)
+    op.attrs["out_zp"] = y.quant.zp
+    if op.kind == "add":
+        twice_max = 2 * max(sa, sb)
+        op.attrs["in_mult"], op.attrs["in_shift"] = (
+            tuple(int(v) for v in arr) for arr in fp.quantize_multipliers([sa / twice_max, sb / twice_max])
+        )
+        m, s = fp.quantize_multiplier(float(twice_max / ((1 << ADD_LEFT_SHIFT) * so)))
+    else:
+        m, s = fp.quantize_multiplier(float(sa * sb / so))
+    op.attrs["mult"], op.attrs["shift"] = m, s
+
+
+def macs(op: Op, g: Graph) -> int:
+    return g.tensor(op.outputs[0]).size
+
+
+def ref(op: Op, g: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    (y,) = g.out_tensors(op)
+    xa, xb = inputs
+    at = op.attrs
+    if y.dtype is F32:
+        r = xa + xb if op.kind == "add" else xa * xb
+        return [np.clip(r, at["act_min"], at["act_max"]).astype(np.float32).reshape(y.shape)]
+    va = xa.astype(np.int64) - at["in_zp"][0]
+    vb = xb.astype(np.int64) - at["in_zp"][1]
+    if op.kind == "add":
+        sa = fp.multiply_by_quantized_multiplier(va << ADD_LEFT_SHIFT, at["in_mult"][0], at["in_shift"][0])
+        sb = fp.multiply_by_quantized_multiplier(vb << ADD_LEFT_SHIFT, at["in_mult"][1], at["in_shift"][1])
+        raw = fp.multiply_by_quantized_multiplier(fp.wrap32(sa + sb), at["mult"], at["shift"])
+    else:
+        raw = fp.multiply_by_quantized_multiplier(va * vb, at["mult"], at["shift"])
+    return [clamp_int8(raw + at["out_zp"], at["act_min"], at["act_max"]).reshape(y.shape)]

@@ -1,0 +1,15 @@
+"""Graph passes. PIPELINE runs in order; the IR is verified after every pass."""
+from __future__ import annotations
+
+from edgert.ir import Graph, verify
+
+from . import check_ops, prepare_ops
+
+PIPELINE = (check_ops, prepare_ops)
+
+
+def run_pipeline(g: Graph) -> Graph:
+    for p in PIPELINE:
+        g = p.run(g)
+        verify(g)
+    return g
