@@ -179,14 +179,20 @@ def run_litert(
     model_bytes: bytes,
     inputs: Sequence[np.ndarray],
     *,
-    resolver: str = "builtin",
+    resolver: str = "ref",
     num_threads: int = 1,
 ) -> list[np.ndarray]:
     """Run a model once with the LiteRT (TFLite) interpreter.
 
-    resolver: "builtin" (optimized kernels, no default delegate -- no
-    XNNPACK), "ref" (reference kernels), or "auto" (LiteRT default, applies
-    XNNPACK to float and possibly quantized ops).
+    resolver:
+      "ref"     -- LiteRT reference kernels (default).  Bit-identical to TFLM
+                   for int8 conv / depthwise / pool / add / mul / softmax /
+                   logistic / mean / quantize; its int8 FULLY_CONNECTED uses
+                   single rounding and can differ from TFLM by 1 LSB.
+      "builtin" -- optimized kernels without default delegates (no XNNPACK).
+                   int8 FC matches TFLM; int8 conv/depthwise (ruy/gemmlowp
+                   path) and MEAN can differ by 1 LSB in ~0.1% of outputs.
+      "auto"    -- LiteRT default (XNNPACK delegate applied).
     """
     from ai_edge_litert import interpreter as litert
 

@@ -351,15 +351,18 @@ INT8_ONLY = [quantize_f2i, quantize_requant, dequantize, float_io_quant_net]
 CASES = [pytest.param(f, dt, id=f"{f.__name__}-{dt}") for f in BOTH for dt in ("int8", "float32")]
 CASES += [pytest.param(f, "int8", id=f"{f.__name__}") for f in INT8_ONLY]
 
-# ops whose int8 TFLM output must equal LiteRT's optimized ("builtin") kernels
-EXACT_VS_OPTIMIZED = ("conv", "dw_", "fc_")
-
-# Known TFLM rejections (documented quirks) -> expected to fail in TFLM.
-TFLM_REJECTS = {}
+# Known rejections: case id -> (TFLM error regex, LiteRT error regex).
+REJECTED = {
+    "concat_mixed_scales-int8": (r"concatenation\.cc.*scale", r"concatenation\.cc.*scale"),
+}
 
 
 def _expected_shapes(b: ModelBuilder):
     return [b.tensor(i).shape for i in b.outputs]
+
+
+def _maxdiff(a, b) -> int:
+    return int(np.abs(a.astype(np.int64) - b.astype(np.int64)).max()) if a.size else 0
 
 
 @pytest.mark.parametrize("make,dt", CASES)
@@ -371,28 +374,118 @@ def test_op_tflm_vs_litert(make, dt):
     exp = _expected_shapes(b)
     exp_dt = [b.tensor(i).dtype for i in b.outputs]
 
-    lref = run_litert(model, inputs, resolver="ref")
-    assert [o.shape for o in lref] == exp
-    lopt = run_litert(model, inputs, resolver="builtin")
-    assert [o.shape for o in lopt] == exp
-
-    key = f"{make.__name__}-{dt}"
-    if key in TFLM_REJECTS:
-        with pytest.raises(RuntimeError, match=TFLM_REJECTS[key]):
+    key = f"{make.__name__}-{dt}" if make in BOTH else make.__name__
+    if key in REJECTED:
+        tflm_re, litert_re = REJECTED[key]
+        with pytest.raises(RuntimeError, match=tflm_re):
             run_tflm(model, inputs)
+        with pytest.raises(RuntimeError, match=litert_re):
+            run_litert(model, inputs, resolver="ref")
         return
+
     out = run_tflm(model, inputs)
+    lref = run_litert(model, inputs, resolver="ref")
+    lopt = run_litert(model, inputs, resolver="builtin")
     assert [o.shape for o in out] == exp
     assert [o.dtype for o in out] == exp_dt
+    assert [o.shape for o in lref] == exp
+    assert [o.shape for o in lopt] == exp
 
+    name = make.__name__
     for t, r, o in zip(out, lref, lopt):
         if t.dtype == np.int8:
-            np.testing.assert_array_equal(t, r, err_msg="TFLM vs LiteRT reference kernels")
-            if make.__name__.startswith(EXACT_VS_OPTIMIZED):
+            # conv/depthwise: TFLM == LiteRT reference kernels bit for bit
+            # (LiteRT's optimized conv rounds differently in ~0.1% of outputs).
+            # fully connected: TFLM == LiteRT optimized kernels (LiteRT's
+            # reference FC uses single rounding and differs by 1 LSB sometimes).
+            if name.startswith(("conv", "dw_")):
+                np.testing.assert_array_equal(t, r, err_msg="TFLM vs LiteRT reference kernels")
+            elif name.startswith("fc_"):
                 np.testing.assert_array_equal(t, o, err_msg="TFLM vs LiteRT optimized kernels")
+            else:
+                np.testing.assert_array_equal(t, r, err_msg="TFLM vs LiteRT reference kernels")
+            assert _maxdiff(t, r) <= 1 and _maxdiff(t, o) <= 1
         else:
             np.testing.assert_allclose(t, r, rtol=1e-4, atol=1e-4)
             np.testing.assert_allclose(t, o, rtol=1e-4, atol=1e-4)
+
+
+# ------------------------------------------------------- TFLM quirks (documented)
+def _q(b, shape, s=0.05, z=3):
+    return b.add_input(shape, "int8", scale=s, zero_point=z)
+
+
+def _quirk_concat_diff_zp(b, rng):
+    x, y = _q(b, (1, 2, 2, 3), 0.05, 3), _q(b, (1, 2, 2, 3), 0.05, -7)
+    b.set_outputs([b.concatenation([x, y], 3)])
+
+
+def _quirk_concat_relu(b, rng):
+    x, y = _q(b, (1, 2, 2, 3)), _q(b, (1, 2, 2, 3))
+    b.set_outputs([b.concatenation([x, y], 3, activation="RELU")])
+
+
+def _quirk_pool_rescale(b, rng):
+    x = _q(b, (1, 4, 4, 2))
+    y = b.add_tensor((1, 2, 2, 2), "int8", scale=0.1, zero_point=0)
+    b.add_op("AVERAGE_POOL_2D", [x], [y], {"padding": 1, "stride_h": 2, "stride_w": 2, "filter_height": 2, "filter_width": 2})
+    b.set_outputs([y])
+
+
+def _quirk_softmax_zp(b, rng):
+    x = _q(b, (1, 10))
+    y = b.add_tensor((1, 10), "int8", scale=1 / 256, zero_point=0)
+    b.add_op("SOFTMAX", [x], [y], {"beta": 1.0})
+    b.set_outputs([y])
+
+
+def _quirk_logistic_zp(b, rng):
+    x = _q(b, (1, 10))
+    y = b.add_tensor((1, 10), "int8", scale=1 / 256, zero_point=0)
+    b.add_op("LOGISTIC", [x], [y])
+    b.set_outputs([y])
+
+
+def _quirk_conv_unquantized_filter(b, rng):
+    x = b.add_input((1, 4, 4, 2), "int8")
+    w = b.add_const(np.ones((2, 1, 1, 2), np.int8))
+    bias = b.add_const(np.zeros(2, np.int32))
+    y = b.add_tensor((1, 4, 4, 2), "int8")
+    b.add_op("CONV_2D", [x, w, bias], [y], {"stride_h": 1, "stride_w": 1})
+    b.set_outputs([y])
+
+
+TFLM_REJECTS = [
+    pytest.param(_quirk_concat_diff_zp, r"concatenation\.cc.*zero_point", id="concat-different-zero-points"),
+    pytest.param(_quirk_concat_relu, r"concatenation\.cc.*activation != kTfLiteActNone", id="concat-fused-activation"),
+    pytest.param(_quirk_pool_rescale, r"pooling_common\.cc.*scale_diff", id="avgpool-output-scale-differs"),
+    pytest.param(_quirk_softmax_zp, r"softmax_common\.cc.*zero_point != -128", id="softmax-output-zp-not-128"),
+    pytest.param(_quirk_logistic_zp, r"logistic_common\.cc.*zero_point", id="logistic-output-zp-not-128"),
+    pytest.param(_quirk_conv_unquantized_filter, r"conv_common\.cc.*kTfLiteAffineQuantization", id="int8-conv-unquantized-filter"),
+]
+
+
+@pytest.mark.parametrize("make,pattern", TFLM_REJECTS)
+def test_tflm_rejects(make, pattern):
+    """TFLM fails in Prepare (RuntimeError at interpreter creation)."""
+    b = ModelBuilder()
+    make(b, np.random.default_rng(0))
+    with pytest.raises(RuntimeError, match=pattern):
+        TflmReference(b.build())
+
+
+def test_tflm_accepts_what_litert_rejects():
+    """Conv without bias and int8 conv weights with nonzero zero point load in
+    TFLM but not in LiteRT, so keep the converter's form (zero bias, zp 0)."""
+    rng = np.random.default_rng(0)
+    b = ModelBuilder()
+    x = _q(b, (1, 6, 6, 3))
+    b.set_outputs([b.conv2d(x, rng.normal(0, 0.3, (4, 3, 3, 3)), omit_bias=True)])
+    model = b.build()
+    xs = [np.zeros((1, 6, 6, 3), np.int8)]
+    assert run_tflm(model, xs)[0].shape == (1, 6, 6, 4)
+    with pytest.raises(RuntimeError):
+        run_litert(model, xs)
 
 
 def test_quantized_params_are_converter_like():
@@ -453,7 +546,11 @@ def test_mlperf_tiny_int8_tflm(path):
     per = (time.perf_counter() - t0) / n
     print(f"\n{os.path.basename(path)}: arena total={ref.arena_bytes} head={ref.arena_report()['head']} "
           f"tail={ref.arena_report()['tail']} invoke={per * 1e3:.2f} ms")
+    # TFLM matches LiteRT's reference kernels (conv models) or optimized
+    # kernels (FC-only ad_toycar) -- at least one of them, bit for bit.
     lref = run_litert(model, xs, resolver="ref")
-    for t, r in zip(out, lref):
-        assert t.shape == r.shape
-        np.testing.assert_array_equal(t, r)
+    lopt = run_litert(model, xs, resolver="builtin")
+    assert [o.shape for o in out] == [o.shape for o in lref]
+    same_ref = all(np.array_equal(t, r) for t, r in zip(out, lref))
+    same_opt = all(np.array_equal(t, o) for t, o in zip(out, lopt))
+    assert same_ref or same_opt

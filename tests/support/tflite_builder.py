@@ -45,7 +45,6 @@ Fields that matter for TFLM are documented in ``add_tensor``.
 from __future__ import annotations
 
 import dataclasses
-import re
 from typing import Iterable, Sequence
 
 import flatbuffers
@@ -575,14 +574,16 @@ class ModelBuilder:
     def _weights_and_bias(self, x, weights, bias, *, axis, per_channel, weight_scale=None, zero_bias=False):
         """Add weight/bias constants; returns (w_idx, b_idx, float_w).
 
-        zero_bias: quantized input and bias None -> add an all-zero int32 bias
-        (the converter always emits one for int8 conv/depthwise; LiteRT's
-        reference int8 conv kernels reject a missing bias).
+        zero_bias: bias None -> add an all-zero bias (int32 for int8 input,
+        float32 otherwise).  The converter always emits one for conv /
+        depthwise and LiteRT's CONV_2D rejects a missing bias
+        ("has_bias was not true" / "Tensor at index 2 was optional but was
+        expected"); TFLM accepts both forms.
         """
         xi = self._tensors[x]
         w = np.asarray(weights)
         n_out = w.shape[axis]
-        if bias is None and zero_bias and xi.is_quantized:
+        if bias is None and zero_bias:
             bias = np.zeros(n_out, np.float32)
         if not xi.is_quantized:
             w_idx = self.add_const(w.astype(np.float32))
@@ -653,8 +654,9 @@ class ModelBuilder:
         """CONV_2D. weights: [Cout, kh, kw, Cin] (float, or int8 + weight_scale).
 
         int8: per-channel symmetric weights (quantized_dimension 0), int32
-        bias with scale in_scale*w_scale[c] (all zeros when ``bias`` is None,
-        like the converter; ``omit_bias=True`` leaves the input at -1).
+        bias with scale in_scale*w_scale[c].  ``bias=None`` -> all-zero bias
+        tensor, like the converter (``omit_bias=True`` uses input -1 instead,
+        which TFLM accepts but LiteRT rejects).
         bias may also be given pre-quantized as an int32 array.
         """
         xi = self._tensors[x]

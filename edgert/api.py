@@ -1,0 +1,152 @@
+"""The library entry points: each step takes files or artifacts and returns a typed artifact.
+
+    compile_model(path)            -> Compiled   (graph after passes + arena plan)
+    build(path, target, out_dir)   -> Build      (sources, report.json, compiled binary)
+    load_build(out_dir)            -> Build
+    run(build, inputs)             -> outputs
+
+Everything raises edgert.errors.EdgertError subclasses; nothing here exits the process.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgert import passes, report, targets
+from edgert.errors import ModelFormatError, ResourceError, UserError
+from edgert.ir import Graph, format_graph
+from edgert.plan.arena import ArenaPlan, plan as plan_arena
+
+BUILD_FORMAT = 1  # version of build/meta.json
+
+
+@dataclass
+class Compiled:
+    graph: Graph
+    plan: ArenaPlan
+
+
+@dataclass
+class Build:
+    dir: Path
+    meta: dict
+
+    @property
+    def target(self) -> targets.Target:
+        return targets.load(self.meta["target"])
+
+    @property
+    def report(self) -> dict:
+        return json.loads((self.dir / "report.json").read_text())
+
+    @property
+    def model_path(self) -> Path:
+        return self.dir / self.meta["model_file"]
+
+
+def load_graph(path: str | Path) -> Graph:
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".tflite":
+        from edgert.converters import tflite
+
+        return tflite.load(path)
+    if not path.exists():
+        raise ModelFormatError(f"{path}: no such file", "check the path")
+    raise ModelFormatError(f"{path}: unknown model format {suffix or '(no extension)'!r}",
+                           "edgert reads .tflite files")
+
+
+def compile_model(path: str | Path) -> Compiled:
+    g = passes.run_pipeline(load_graph(path))
+    p = plan_arena(g)
+    return Compiled(graph=g, plan=p)
+
+
+def io_spec(g: Graph) -> dict:
+    def spec(name):
+        t = g.tensor(name)
+        q = {"scale": float(t.quant.scale[0]), "zero_point": t.quant.zp} if t.quant is not None else None
+        return {"name": name, "shape": list(t.shape), "dtype": t.dtype.np_name, "quant": q}
+
+    return {"inputs": [spec(n) for n in g.inputs], "outputs": [spec(n) for n in g.outputs]}
+
+
+def build(model: str | Path, target: str = "host", out_dir: str | Path = "build",
+          *, ram_limit: int | None = None) -> Build:
+    """Compile ``model`` for ``target`` into ``out_dir``; refuse an arena over ``ram_limit``."""
+    from edgert.backends import host
+    from edgert.codegen import c_emit, lower, model_c
+
+    tgt = targets.load(target)
+    model = Path(model)
+    compiled = compile_model(model)
+    g, p = compiled.graph, compiled.plan
+    if ram_limit is not None and p.size > ram_limit:
+        raise ResourceError(
+            f"the arena needs {p.size:,} bytes, {p.size - ram_limit:,} bytes over --ram-limit {ram_limit:,}",
+            "raise --ram-limit, or use a smaller model or input resolution",
+        )
+    lowered = lower.lower(g, p)
+    kernels = c_emit.emit_c({k.name: k.func for k in lowered.kernels})
+    sources = model_c.emit(g, p, lowered, kernels)
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "model.c").write_text(sources.model_c)
+    (out / "model.h").write_text(sources.model_h)
+    (out / "kernels.c").write_text(sources.kernels_c)
+    (out / "weights.c").write_text(sources.weights_c)
+    (out / "graph.txt").write_text(format_graph(g))
+    model_file = "model" + model.suffix.lower()
+    if model.resolve() != (out / model_file).resolve():
+        shutil.copyfile(model, out / model_file)
+
+    const_bytes: dict[str, int] = {}
+    for k in lowered.kernels:
+        const_bytes[k.op.name] = sum(int(lowered.consts[a.name].nbytes) for a in k.args if a.kind == "const")
+    rows = report.layer_rows(g, const_bytes)
+    rep = {
+        "target": tgt.name,
+        "summary": report.summary(g, p, rows, sources.flash_const_bytes),
+        "layers": rows,
+        "model_hash": model_c.model_hash(g, lowered),
+    }
+    (out / "report.json").write_text(json.dumps(rep, indent=2) + "\n")
+    meta = {"format": BUILD_FORMAT, "target": tgt.name, "model_file": model_file, "io": io_spec(g),
+            "model_hash": rep["model_hash"]}
+    (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    if tgt.kind == "host":
+        host.compile_library(out, tgt)
+    return Build(dir=out, meta=meta)
+
+
+def load_build(build_dir: str | Path) -> Build:
+    d = Path(build_dir)
+    meta_path = d / "meta.json"
+    if not meta_path.is_file():
+        raise UserError(f"{d}: not an edgert build folder (no meta.json)", "run `edgert build MODEL -o DIR` first")
+    meta = json.loads(meta_path.read_text())
+    if meta.get("format") != BUILD_FORMAT:
+        raise UserError(f"{d}: built by another edgert version (format {meta.get('format')})", "rebuild it")
+    return Build(dir=d, meta=meta)
+
+
+def host_model(b: Build):
+    from edgert.backends import host
+
+    if b.target.kind != "host":
+        raise UserError(f"{b.dir} was built for {b.meta['target']}, not the host",
+                        "rebuild with --target host to run it here")
+    lib = b.dir / host.LIBRARY
+    if not lib.is_file():
+        host.compile_library(b.dir, b.target)
+    return host.HostModel(lib, b.meta["io"])
+
+
+def run(b: Build, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    return host_model(b).run(inputs)

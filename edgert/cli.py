@@ -1,0 +1,193 @@
+"""The edgert command line. The only place that prints for the user and exits.
+
+Exit codes: 0 ok, 1 internal error (a bug: please report), 2 user error (bad model, option
+or file), 3 device or transport error, 4 validation failed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from edgert.errors import EdgertError, UserError
+
+EXIT_OK, EXIT_BUG = 0, 1
+
+
+def _parse_size(text: str) -> int:
+    """'65536', '64k', '64KiB', '1M' -> bytes."""
+    t = text.strip().lower().replace("ib", "").replace("b", "")
+    mult = 1
+    if t and t[-1] in "km":
+        mult = 1024 if t[-1] == "k" else 1024 * 1024
+        t = t[:-1]
+    try:
+        return int(float(t) * mult)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a byte count like 65536 or 64k, got {text!r}") from None
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_inspect(args) -> int:
+    from edgert import api, report, targets
+    from edgert.kernels import REGISTRY
+
+    compiled = api.compile_model(args.model)
+    g, plan = compiled.graph, compiled.plan
+    print(f"model {g.name}: {len(g.ops)} ops, {sum(1 for _ in g.constants())} constant tensors")
+    for kind, names in (("input", g.inputs), ("output", g.outputs)):
+        for n in names:
+            print(f"  {kind} {n}: {g.tensor(n)}")
+    print()
+    print("tensors:")
+    for t in g.tensors.values():
+        q = ""
+        if t.quant is not None:
+            q = f"per-channel(axis {t.quant.axis}, {len(t.quant.scale)})" if t.quant.per_channel else \
+                f"per-tensor(scale {t.quant.scale[0]:.6g}, zp {t.quant.zp})"
+        role = "const" if t.is_const else "act"
+        print(f"  {t.name:>6} {role:5} {t.dtype.short:4} {'x'.join(map(str, t.shape)) or 'scalar':>14}  "
+              f"{t.nbytes:>9,} B  {q}")
+    print()
+    rows = report.layer_rows(g)
+    print(report.format_table(rows, report.LAYER_COLUMNS))
+    print()
+    used = sorted({op.kind for op in g.ops})
+    for name in targets.available():
+        tgt = targets.load(name)
+        missing = [k for k in used if k not in REGISTRY]
+        print(f"target {tgt.name}: {'all ' + str(len(used)) + ' op kinds supported' if not missing else 'missing ' + ', '.join(missing)}")
+    total_macs = sum(r["macs"] for r in rows)
+    weights = sum(t.nbytes for t in g.constants())
+    print(f"MACs {total_macs:,}; weight bytes {weights:,}; planned arena {plan.size:,} bytes")
+    return EXIT_OK
+
+
+def cmd_build(args) -> int:
+    from edgert import api, report
+
+    b = api.build(args.model, args.target, args.output, ram_limit=args.ram_limit)
+    rep = b.report
+    print(report.format_table(rep["layers"], report.LAYER_COLUMNS))
+    s = rep["summary"]
+    print()
+    print(f"built {s['model']} for {rep['target']} in {b.dir}/: {s['layers']} layers, {s['macs']:,} MACs, "
+          f"flash (weights and tables) {s['flash_const_bytes']:,} bytes, arena {s['arena_bytes']:,} bytes")
+    return EXIT_OK
+
+
+def _load_inputs(path: str, specs: list[dict]) -> list[np.ndarray]:
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"{path}: no such input file", "pass a .npy file (or .npz with one array per input)")
+    try:
+        data = np.load(p, allow_pickle=False)
+    except Exception as e:  # numpy raises ValueError/OSError/EOFError for bad files
+        raise UserError(f"{path}: not a readable .npy/.npz file ({type(e).__name__})", "save it with numpy.save") from None
+    if isinstance(data, np.lib.npyio.NpzFile):
+        arrays = [data[k] for k in data.files]
+    else:
+        arrays = [data]
+    if len(arrays) != len(specs):
+        raise UserError(f"{path} holds {len(arrays)} arrays, the model takes {len(specs)} inputs",
+                        "pass one array per model input")
+    return arrays
+
+
+def cmd_run(args) -> int:
+    from edgert import api
+
+    b = api.load_build(args.build)
+    inputs = _load_inputs(args.input, b.meta["io"]["inputs"])
+    outs = api.run(b, inputs)
+    if args.output:
+        if len(outs) == 1:
+            np.save(args.output, outs[0])
+        else:
+            np.savez(args.output, *outs)
+        print(f"saved {len(outs)} output(s) to {args.output}")
+    else:
+        for spec, o in zip(b.meta["io"]["outputs"], outs):
+            with np.printoptions(threshold=64, linewidth=100):
+                print(f"{spec['name']} {o.dtype}{list(o.shape)}:\n{o}")
+    return EXIT_OK
+
+
+def cmd_bench(args) -> int:
+    from edgert import bench
+
+    result = bench.bench_host(args.build, runs=args.runs, seed=args.seed)
+    print(bench.format_host(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return EXIT_OK
+
+
+def cmd_targets(args) -> int:
+    from edgert import targets
+    from edgert.kernels import REGISTRY
+
+    for name in targets.available():
+        t = targets.load(name)
+        print(f"{t.name:12} {t.kind:10} {t.description}")
+    print(f"\nop kinds supported on every target: {', '.join(sorted(REGISTRY))}")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def make_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="edgert", description="Compile compressed neural networks for small devices.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("inspect", help="show a model's ops, tensors, MACs and planned arena")
+    s.add_argument("model")
+    s.set_defaults(func=cmd_inspect)
+
+    s = sub.add_parser("build", help="compile a model for a target")
+    s.add_argument("model")
+    s.add_argument("--target", default="host", help="target name (see `edgert targets`)")
+    s.add_argument("-o", "--output", default="build", help="output folder (default: build)")
+    s.add_argument("--ram-limit", type=_parse_size, default=None, help="refuse an arena larger than this (bytes, 64k, 1M)")
+    s.set_defaults(func=cmd_build)
+
+    s = sub.add_parser("run", help="run one inference of a build")
+    s.add_argument("build")
+    s.add_argument("--input", required=True, help=".npy file (or .npz, one array per input)")
+    s.add_argument("--output", help="save outputs to this .npy/.npz instead of printing them")
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("bench", help="latency and memory of a build against TFLite and TFLite Micro")
+    s.add_argument("build")
+    s.add_argument("--runs", type=int, default=50, help="timed inferences per engine (default 50)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--json", help="also write the results to this file")
+    s.set_defaults(func=cmd_bench)
+
+    s = sub.add_parser("targets", help="list targets")
+    s.set_defaults(func=cmd_targets)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except EdgertError as e:
+        print(f"edgert: error: {e.message}", file=sys.stderr)
+        if e.hint:
+            print(f"edgert: hint: {e.hint}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("edgert: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""The fixed-point formulas of edgert.kernels.fixedpoint as TVM TE expressions.
+
+Each function takes and returns TIR expressions; int32 values are widened to int64 only
+where the reference does its arithmetic in 64 bits. Same semantics, same names.
+"""
+from __future__ import annotations
+
+from tvm import te, tirx
+
+I32, I64 = "int32", "int64"
+
+
+def const(v: int, dtype: str = I32):
+    return tirx.const(v, dtype)
+
+
+_counter = [0]
+
+
+def let(value, body):
+    """Bind ``value`` to a fresh variable for ``body(var)``: a value used several times is
+    computed once (without this, nested fixed-point formulas grow exponentially)."""
+    value = expr(value)
+    if isinstance(value, (tirx.Var, tirx.IntImm, tirx.FloatImm)):
+        return body(value)
+    _counter[0] += 1
+    v = tirx.Var(f"fx{_counter[0]}", dtype_of(value))
+    return tirx.Let(v, value, body(v))
+
+
+def srdhm(a, b):
+    """SaturatingRoundingDoublingHighMul. The saturating case (both INT32_MIN) cannot occur:
+    every multiplier edgert derives is positive."""
+    def f(ab):
+        nudge = tirx.Select(ab >= const(0, I64), const(1 << 30, I64), const(1 - (1 << 30), I64))
+        return tirx.truncdiv(ab + nudge, const(1 << 31, I64)).astype(I32)
+
+    return let(a.astype(I64) * b.astype(I64), f)
+
+
+def rounding_divide_by_pot(x, exponent):
+    """x / 2**exponent, rounded half away from zero; x int32, exponent int32 >= 0."""
+    if isinstance(exponent, int):
+        if exponent == 0:
+            return x
+        exponent = const(exponent)
+
+    def f(x, exponent):
+        mask = (const(1) << exponent) - const(1)
+        remainder = x & mask
+        threshold = (mask >> const(1)) + tirx.Select(x < const(0), const(1), const(0))
+        return (x >> exponent) + tirx.Select(remainder > threshold, const(1), const(0))
+
+    return let(x, lambda xv: let(exponent, lambda ev: f(xv, ev)))
+
+
+def multiply_by_quantized_multiplier(x, mult, shift):
+    """TFLite MultiplyByQuantizedMultiplier; ``mult``/``shift`` are ints (per-tensor, folded at
+    build time) or int32 expressions (per channel)."""
+    if isinstance(shift, int):
+        left, right = max(shift, 0), max(-shift, 0)
+        xs = x << const(left) if left else x
+        return rounding_divide_by_pot(srdhm(xs, const(mult) if isinstance(mult, int) else mult), right)
+    left = tirx.max(shift, const(0))
+    right = tirx.max(-shift, const(0))
+    m = const(mult) if isinstance(mult, int) else mult
+    return rounding_divide_by_pot(srdhm(x << left, m), right)
+
+
+def saturating_shift_left(x, exponent: int):
+    threshold = (1 << (31 - exponent)) - 1
+    return let(x, lambda x: tirx.Select(
+        x > const(threshold), const((1 << 31) - 1),
+        tirx.Select(x < const(-threshold), const(-(1 << 31)), x << const(exponent)),
+    ))
+
+
+def rounding_half_sum(a, b):
+    def f(s):
+        s1 = s + tirx.Select(s >= const(0, I64), const(1, I64), const(-1, I64))
+        return tirx.truncdiv(s1, const(2, I64)).astype(I32)
+
+    return let(a.astype(I64) + b.astype(I64), f)
+
+
+def one_over_one_plus_x_for_x_in_0_1(a):
+    def newton(hd, x, steps):
+        if steps == 0:
+            return saturating_shift_left(x, 1)
+        one_minus = const(1 << 29) - srdhm(hd, x)
+        return let(x + saturating_shift_left(srdhm(x, one_minus), 2), lambda nx: newton(hd, nx, steps - 1))
+
+    return let(rounding_half_sum(a, const((1 << 31) - 1)),
+               lambda hd: let(const(1515870810) + srdhm(hd, const(-1010580540)), lambda x0: newton(hd, x0, 3)))
+
+
+def expr(x):
+    """A TE tensor element (``T[i]``, a TensorSlice) as a plain TIR expression."""
+    return x.asobject() if hasattr(x, "asobject") else x
+
+
+def dtype_of(x) -> str:
+    """The dtype string of a TIR expression (0.27 keeps it on ``x.ty``)."""
+    return str(expr(x).ty)
+
+
+def clamp(x, lo, hi, dtype: str):
+    """Clamp an int32 (or float) expression to [lo, hi] and cast; infinite bounds are skipped."""
+    t = dtype_of(x)
+    if lo is not None and lo != float("-inf"):
+        x = tirx.max(x, tirx.const(lo, t))
+    if hi is not None and hi != float("inf"):
+        x = tirx.min(x, tirx.const(hi, t))
+    return x.astype(dtype) if t != dtype else x
+
+
+def clz32(x):
+    """Count leading zeros of a positive int32 (edgert_clz32 in the C prelude)."""
+    return tirx.call_pure_extern(I32, "edgert_clz32", x)
+
+
+__all__ = [n for n in dir() if not n.startswith("_") and n not in ("te", "tirx", "annotations")]
