@@ -363,6 +363,11 @@ def _lower_logistic(c: _Ctx) -> te.Tensor:
     return te.compute(y.shape, lambda *i: T[X(*i).astype(I32) + 128], name="out")
 
 
+def _stage(rows: int, make, prev: te.Tensor, name: str) -> te.Tensor:
+    """A per-row stage computed from the previous one (``make(prev)`` returns the fcompute)."""
+    return te.compute((rows,), make(prev), name=name)
+
+
 def _lower_softmax(c: _Ctx) -> te.Tensor:
     op, g = c.op, c.g
     x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
@@ -386,19 +391,25 @@ def _lower_softmax(c: _Ctx) -> te.Tensor:
 
     tot = te.compute((rows,), lambda r: te.sum(fx.rounding_divide_by_pot(e(r, k2), ACCUM_INTEGER_BITS), axis=k2), name="tot")
     headroom = te.compute((rows,), lambda r: fx.clz32(tot[r]), name="headroom")
-    recip = te.compute(
+    hd = te.compute(
         (rows,),
-        lambda r: fx.one_over_one_plus_x_for_x_in_0_1(
+        lambda r: fx.reciprocal_half_denominator(
             ((tot[r].astype("uint32") << headroom[r].astype("uint32")) - tirx.const(1 << 31, "uint32")).astype(I32)),
-        name="recip",
+        name="keep_hd",
     )
+    x = te.compute((rows,), lambda r: fx.reciprocal_initial(hd[r]), name="keep_nr0")
+    for step in range(fx.RECIPROCAL_STEPS):
+        x = _stage(rows, lambda prev: (lambda r: fx.reciprocal_newton_step(hd[r], prev[r])), x, f"keep_nr{step + 1}")
+    recip = _stage(rows, lambda prev: (lambda r: fx.reciprocal_final(prev[r])), x, "keep_recip")
 
-    def out_f(r, j):
+    def unsat_f(r, j):
         shift = tirx.const(ACCUM_INTEGER_BITS + 31 - 8, I32) - headroom[r]
-        v = fx.rounding_divide_by_pot(fx.srdhm(recip[r], e(r, j)), shift) - 128
-        return fx.clamp(v, -128, 127, "int8")
+        return fx.rounding_divide_by_pot(fx.srdhm(recip[r], e(r, j)), shift) - 128
 
-    out = te.compute((rows, depth), out_f, name="out")
+    # A stage of its own: TVM's bound analysis of the inlined expression (it cannot see that
+    # the shift is at most 23) wrongly drops the upper clamp, and TFLM's value can be 128.
+    unsat = te.compute((rows, depth), unsat_f, name="keep_unsat")
+    out = te.compute((rows, depth), lambda r, j: fx.clamp(unsat[r, j], -128, 127, "int8"), name="out")
     return out if tuple(y.shape) == (rows, depth) else _reshape_view(out, y.shape)
 
 
@@ -477,11 +488,12 @@ def _schedule(func) -> object:
     names = [sch.get(b).name_hint for b in blocks]
     for name in reversed(names[:-1]):  # the last block writes the kernel's output
         blk = sch.get_sblock(name)
-        try:
-            sch.compute_inline(blk)
-            continue
-        except Exception:  # tvm raises ScheduleError for a reduction; place it instead
-            pass
+        if not name.startswith("keep_"):  # "keep_" stages stay scalars instead of inlining
+            try:
+                sch.compute_inline(blk)
+                continue
+            except Exception:  # tvm raises ScheduleError for a reduction; place it instead
+                pass
         consumer = sch.get_consumers(blk)[0]
         rank = len(sch.get(blk).writes[0].region)
         sch.compute_at(blk, sch.get_loops(consumer)[rank - 1])

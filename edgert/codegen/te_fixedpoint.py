@@ -14,28 +14,12 @@ def const(v: int, dtype: str = I32):
     return tirx.const(v, dtype)
 
 
-_counter = [0]
-
-
-def let(value, body):
-    """Bind ``value`` to a fresh variable for ``body(var)``: a value used several times is
-    computed once (without this, nested fixed-point formulas grow exponentially)."""
-    value = expr(value)
-    if isinstance(value, (tirx.Var, tirx.IntImm, tirx.FloatImm)):
-        return body(value)
-    _counter[0] += 1
-    v = tirx.Var(f"fx{_counter[0]}", dtype_of(value))
-    return tirx.Let(v, value, body(v))
-
-
 def srdhm(a, b):
     """SaturatingRoundingDoublingHighMul. The saturating case (both INT32_MIN) cannot occur:
     every multiplier edgert derives is positive."""
-    def f(ab):
-        nudge = tirx.Select(ab >= const(0, I64), const(1 << 30, I64), const(1 - (1 << 30), I64))
-        return tirx.truncdiv(ab + nudge, const(1 << 31, I64)).astype(I32)
-
-    return let(a.astype(I64) * b.astype(I64), f)
+    ab = a.astype(I64) * b.astype(I64)
+    nudge = tirx.Select(ab >= const(0, I64), const(1 << 30, I64), const(1 - (1 << 30), I64))
+    return tirx.truncdiv(ab + nudge, const(1 << 31, I64)).astype(I32)
 
 
 def rounding_divide_by_pot(x, exponent):
@@ -44,14 +28,10 @@ def rounding_divide_by_pot(x, exponent):
         if exponent == 0:
             return x
         exponent = const(exponent)
-
-    def f(x, exponent):
-        mask = (const(1) << exponent) - const(1)
-        remainder = x & mask
-        threshold = (mask >> const(1)) + tirx.Select(x < const(0), const(1), const(0))
-        return (x >> exponent) + tirx.Select(remainder > threshold, const(1), const(0))
-
-    return let(x, lambda xv: let(exponent, lambda ev: f(xv, ev)))
+    mask = (const(1) << exponent) - const(1)
+    remainder = x & mask
+    threshold = (mask >> const(1)) + tirx.Select(x < const(0), const(1), const(0))
+    return (x >> exponent) + tirx.Select(remainder > threshold, const(1), const(0))
 
 
 def multiply_by_quantized_multiplier(x, mult, shift):
@@ -69,29 +49,39 @@ def multiply_by_quantized_multiplier(x, mult, shift):
 
 def saturating_shift_left(x, exponent: int):
     threshold = (1 << (31 - exponent)) - 1
-    return let(x, lambda x: tirx.Select(
+    return tirx.Select(
         x > const(threshold), const((1 << 31) - 1),
         tirx.Select(x < const(-threshold), const(-(1 << 31)), x << const(exponent)),
-    ))
+    )
 
 
 def rounding_half_sum(a, b):
-    def f(s):
-        s1 = s + tirx.Select(s >= const(0, I64), const(1, I64), const(-1, I64))
-        return tirx.truncdiv(s1, const(2, I64)).astype(I32)
-
-    return let(a.astype(I64) + b.astype(I64), f)
+    s = a.astype(I64) + b.astype(I64)
+    s = s + tirx.Select(s >= const(0, I64), const(1, I64), const(-1, I64))
+    return tirx.truncdiv(s, const(2, I64)).astype(I32)
 
 
-def one_over_one_plus_x_for_x_in_0_1(a):
-    def newton(hd, x, steps):
-        if steps == 0:
-            return saturating_shift_left(x, 1)
-        one_minus = const(1 << 29) - srdhm(hd, x)
-        return let(x + saturating_shift_left(srdhm(x, one_minus), 2), lambda nx: newton(hd, nx, steps - 1))
+# one_over_one_plus_x_for_x_in_0_1 in steps. Each step reads the previous one's value once
+# per use; callers keep each step in its own stage, so the expression does not grow
+# exponentially with the Newton-Raphson iterations.
 
-    return let(rounding_half_sum(a, const((1 << 31) - 1)),
-               lambda hd: let(const(1515870810) + srdhm(hd, const(-1010580540)), lambda x0: newton(hd, x0, 3)))
+def reciprocal_half_denominator(a):
+    return rounding_half_sum(a, const((1 << 31) - 1))
+
+
+def reciprocal_initial(hd):
+    return const(1515870810) + srdhm(hd, const(-1010580540))
+
+
+def reciprocal_newton_step(hd, x):
+    return x + saturating_shift_left(srdhm(x, const(1 << 29) - srdhm(hd, x)), 2)
+
+
+def reciprocal_final(x):
+    return saturating_shift_left(x, 1)
+
+
+RECIPROCAL_STEPS = 3
 
 
 def expr(x):
