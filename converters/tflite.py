@@ -116,6 +116,11 @@ class _Reader:
 def _tensor(r: _Reader, index: int) -> Tensor:
     t = r.sg.tensors[index]
     shape = tuple(int(d) for d in (t.shape if t.shape is not None else ()))
+    if any(d <= 0 for d in shape):
+        raise ModelFormatError(
+            f"tensor {index} ({r.tname(index)}) has shape {list(shape)}",
+            "every dimension must be positive: edgert compiles static shapes; re-export with a fixed batch size",
+        )
     dtype = _DTYPES.get(t.type)
     if dtype is None:
         raise UnsupportedError(

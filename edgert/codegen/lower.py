@@ -313,20 +313,24 @@ def _lower_binary(c: _Ctx) -> te.Tensor:
 
     za, zb = a["in_zp"]
 
-    def add(*i):
-        va = (ld(A, ta, i).astype(I32) - za) << ADD_LEFT_SHIFT
-        vb = (ld(B, tb, i).astype(I32) - zb) << ADD_LEFT_SHIFT
-        sa = fx.multiply_by_quantized_multiplier(va, a["in_mult"][0], a["in_shift"][0])
-        sb = fx.multiply_by_quantized_multiplier(vb, a["in_mult"][1], a["in_shift"][1])
-        raw = fx.multiply_by_quantized_multiplier(sa + sb, a["mult"], a["shift"])
-        return fx.clamp(raw + a["out_zp"], a["act_min"], a["act_max"], dt)
+    shape = y.shape or (1,)
 
-    def mul(*i):
-        prod = (ld(A, ta, i).astype(I32) - za) * (ld(B, tb, i).astype(I32) - zb)
-        raw = fx.multiply_by_quantized_multiplier(prod, a["mult"], a["shift"])
-        return fx.clamp(raw + a["out_zp"], a["act_min"], a["act_max"], dt)
+    def scaled(T, t, zp, k):
+        # Each rescaled input is a stage of its own ("keep_": a scalar in the loop), so the
+        # nested fixed-point formulas stay linear in size instead of multiplying out.
+        return te.compute(shape, lambda *i: fx.multiply_by_quantized_multiplier(
+            (ld(T, t, i).astype(I32) - zp) << ADD_LEFT_SHIFT, a["in_mult"][k], a["in_shift"][k]), name=f"keep_in{k}")
 
-    return te.compute(y.shape or (1,), add if op.kind == "add" else mul, name="out")
+    if op.kind == "add":
+        sa, sb = scaled(A, ta, za, 0), scaled(B, tb, zb, 1)
+        total = te.compute(shape, lambda *i: sa(*i) + sb(*i), name="keep_sum")
+    else:
+        total = te.compute(shape, lambda *i: (ld(A, ta, i).astype(I32) - za) * (ld(B, tb, i).astype(I32) - zb),
+                           name="keep_prod")
+    raw = te.compute(shape, lambda *i: fx.multiply_by_quantized_multiplier(total(*i), a["mult"], a["shift"]) + a["out_zp"],
+                     name="keep_raw")
+    return te.compute(shape, lambda *i: fx.clamp(raw(*i), a["act_min"], a["act_max"], dt), name="out")
+
 
 
 def _lower_quantize(c: _Ctx) -> te.Tensor:

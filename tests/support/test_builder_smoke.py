@@ -18,7 +18,9 @@ import pytest
 from edgert.validate.tflm_ref import TflmReference, run_litert, run_tflm
 from tests.support.tflite_builder import ModelBuilder, conv_output_size, qparams_from_range
 
-MLPERF_DIR = "/work/shared/models/mlperf_tiny"
+from tests.conftest import MLPERF as _MLPERF
+
+MLPERF_DIR = str(_MLPERF)
 
 
 # ----------------------------------------------------------------- helpers

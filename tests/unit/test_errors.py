@@ -1,0 +1,111 @@
+"""Bad input gets one clear line naming the problem, a hint, and exit code 2."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgert import cli
+from edgert.errors import ModelFormatError, ResourceError, UnsupportedError
+from edgert.converters import tflite
+from edgert.passes import run_pipeline
+from tests.support.tflite_builder import ModelBuilder
+
+
+def _cli_error(capsys, argv) -> tuple[int, str]:
+    code = cli.main(argv)
+    err = capsys.readouterr().err
+    return code, err
+
+
+def test_truncated_file(tmp_path, capsys, mlperf_dir):
+    data = (mlperf_dir / "kws_dscnn_int8.tflite").read_bytes()
+    p = tmp_path / "cut.tflite"
+    p.write_bytes(data[: len(data) // 3])
+    with pytest.raises(ModelFormatError):
+        tflite.load(p)
+    code, err = _cli_error(capsys, ["inspect", str(p)])
+    assert code == 2
+    assert "corrupt or truncated" in err and "hint:" in err and "Traceback" not in err
+
+
+def test_empty_and_not_tflite(tmp_path, capsys):
+    empty = tmp_path / "empty.tflite"
+    empty.write_bytes(b"")
+    code, err = _cli_error(capsys, ["inspect", str(empty)])
+    assert code == 2 and "too short" in err
+    other = tmp_path / "notes.tflite"
+    other.write_bytes(b"this is a text file, not a flatbuffer\n")
+    code, err = _cli_error(capsys, ["build", str(other), "-o", str(tmp_path / "b")])
+    assert code == 2 and "not a TFLite model" in err and "b'TFL3'" in err
+
+
+def test_unknown_extension(tmp_path, capsys):
+    p = tmp_path / "model.pb"
+    p.write_bytes(b"x" * 16)
+    code, err = _cli_error(capsys, ["inspect", str(p)])
+    assert code == 2 and "unknown model format" in err
+
+
+def test_unsupported_ops_listed_all_at_once(tmp_path, capsys):
+    b = ModelBuilder()
+    x = b.add_input((1, 8), "float32")
+    y = b.add_tensor((1, 8), "float32")
+    b.add_op("TANH", [x], [y])
+    z = b.add_tensor((1, 8), "float32")
+    b.add_op("RELU", [y], [z])
+    b.set_outputs([z])
+    p = tmp_path / "ops.tflite"
+    p.write_bytes(b.build())
+    with pytest.raises(UnsupportedError) as e:
+        tflite.load(p)
+    assert "TANH (op #0)" in e.value.message and "RELU (op #1)" in e.value.message
+    assert "CONV_2D" in e.value.hint  # the list of supported ops
+    code, err = _cli_error(capsys, ["build", str(p), "-o", str(tmp_path / "b")])
+    assert code == 2 and "TANH (op #0), RELU (op #1)" in err
+
+
+def test_unsupported_dtype(tmp_path):
+    b = ModelBuilder()
+    x = b.add_input((1, 8), "int16", scale=0.01, zero_point=0)
+    y = b.add_tensor((1, 8), "int16", scale=0.01, zero_point=0)
+    b.add_op("RESHAPE", [x], [y])
+    b.set_outputs([y])
+    p = tmp_path / "i16.tflite"
+    p.write_bytes(b.build())
+    with pytest.raises(UnsupportedError) as e:
+        run_pipeline(tflite.load(p))
+    assert "reshape_0" in e.value.message and "i16" in e.value.message
+
+
+def test_unsupported_quantization_asymmetric_weights(tmp_path):
+    rng = np.random.default_rng(0)
+    b = ModelBuilder()
+    x = b.add_input((1, 4), "int8", scale=0.1, zero_point=0)
+    w = b.add_tensor((3, 4), "int8", scale=0.02, zero_point=5, data=rng.integers(-100, 100, (3, 4), dtype=np.int8))
+    bias = b.add_tensor((3,), "int32", scale=0.002, zero_point=0, data=np.zeros(3, np.int32))
+    y = b.add_tensor((1, 3), "int8", scale=0.1, zero_point=0)
+    b.add_op("FULLY_CONNECTED", [x, w, bias], [y])
+    b.set_outputs([y])
+    p = tmp_path / "asym.tflite"
+    p.write_bytes(b.build())
+    with pytest.raises(UnsupportedError) as e:
+        run_pipeline(tflite.load(p))
+    assert "FULLY_CONNECTED #0" in e.value.message and "nonzero zero point 5" in e.value.message
+    assert "symmetric" in e.value.hint
+
+
+def test_arena_over_ram_limit(tmp_path, capsys, mlperf_dir):
+    from edgert import api
+
+    with pytest.raises(ResourceError) as e:
+        api.build(mlperf_dir / "kws_dscnn_int8.tflite", "host", tmp_path / "b", ram_limit=10_000)
+    assert "16,000 bytes, 6,000 bytes over --ram-limit 10,000" in e.value.message
+    code, err = _cli_error(capsys, ["build", str(mlperf_dir / "kws_dscnn_int8.tflite"), "--ram-limit", "10k",
+                                    "-o", str(tmp_path / "b")])
+    assert code == 2 and "over --ram-limit 10,240" in err
+
+
+def test_unknown_target(tmp_path, capsys, mlperf_dir):
+    code, err = _cli_error(capsys, ["build", str(mlperf_dir / "ad_toycar_int8.tflite"), "--target", "pdp11",
+                                    "-o", str(tmp_path / "b")])
+    assert code == 2 and "unknown target 'pdp11'" in err and "host" in err
