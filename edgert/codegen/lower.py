@@ -458,7 +458,7 @@ def _lower_concat(c: _Ctx) -> te.Tensor:
             idx = list(i)
             idx[axis] = i[axis] - s0
             v = P[tuple(idx)]
-            expr = v if expr is None else tirx.if_then_else(i[axis] >= s0, v, expr)
+            expr = v if expr is None else tirx.if_then_else(i[axis] < s0 + d, v, expr)
         return expr
 
     return te.compute(y.shape, f, name="out")

@@ -93,11 +93,12 @@ def test_depthwise_conv2d(tmp_path, dtype, case):
     m = int(rng.choice([1, 2, 3]))
     k = int(rng.choice([3, 5]))
     stride = int(rng.choice([1, 2]))
+    dilation = 2 if case == 3 and stride == 1 else 1
+    h, w = max(h, (k - 1) * dilation + 1), max(w, (k - 1) * dilation + 1)
     b = ModelBuilder()
     x = new_input(b, rng, (1, h, w, c), dtype)
     y = b.depthwise_conv2d(x, rng.normal(0, 0.3, (1, k, k, c * m)), rng.normal(0, 0.2, c * m), depth_multiplier=m,
-                           strides=stride, padding=["SAME", "VALID"][case % 2],
-                           dilation=2 if case == 3 and stride == 1 else 1, activation=["NONE", "RELU", "RELU6", "NONE"][case])
+                           strides=stride, padding=["SAME", "VALID"][case % 2], dilation=dilation, activation=["NONE", "RELU", "RELU6", "NONE"][case])
     b.set_outputs([y])
     check_model(tmp_path, b, [rand_x(rng, (1, h, w, c), dtype)])
 
