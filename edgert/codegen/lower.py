@@ -177,7 +177,6 @@ def _epilogue(c: _Ctx, acc: te.Tensor, shape, chan, oc: int) -> te.Tensor:
 def _lower_fc(c: _Ctx) -> te.Tensor:
     op, g = c.op, c.g
     w = g.tensor(op.inputs[1])
-    y = g.tensor(op.outputs[0])
     units, depth = w.shape
     rows = g.tensor(op.inputs[0]).size // depth
     acc_t = I32 if g.tensor(op.inputs[0]).dtype is DType.I8 else "float32"
@@ -185,7 +184,6 @@ def _lower_fc(c: _Ctx) -> te.Tensor:
     W = c.act(op.inputs[1])
     k = te.reduce_axis((0, depth), name="k")
     acc = te.compute((rows, units), lambda r, o: te.sum(X[r, k].astype(acc_t) * W[o, k].astype(acc_t), axis=k), name="acc")
-    del y
     return _epilogue(c, acc, (rows, units), lambda r, o: o, units)
 
 

@@ -18,15 +18,6 @@ from tests.support.tflite_builder import ModelBuilder
 FLOAT_RTOL, FLOAT_ATOL = 1e-5, 1e-5
 
 
-def _inputs(b: ModelBuilder, rng, n_inputs: int):
-    xs = []
-    for idx in b._inputs if hasattr(b, "_inputs") else []:
-        t = b.tensor(idx)
-        xs.append(rng.integers(-128, 128, t.shape, dtype=np.int8) if t.dtype == np.int8
-                  else rng.normal(0, 1, t.shape).astype(np.float32))
-    return xs
-
-
 def check_model(tmp_path, b: ModelBuilder, inputs: list[np.ndarray], trials: int = 3, seed: int = 0):
     model = b.build()
     path = tmp_path / "m.tflite"
