@@ -76,10 +76,11 @@ def io_spec(g: Graph) -> dict:
     return {"inputs": [spec(n) for n in g.inputs], "outputs": [spec(n) for n in g.outputs]}
 
 
-def build(model: str | Path, target: str = "host", out_dir: str | Path = "build",
+def build(model: str | Path, target: str | Path = "host", out_dir: str | Path = "build",
           *, ram_limit: int | None = None) -> Build:
-    """Compile ``model`` for ``target`` into ``out_dir``; refuse an arena over ``ram_limit``."""
-    from edgert.backends import host
+    """Compile ``model`` for ``target`` (a name or a target .toml) into ``out_dir``; refuse an
+    arena over ``ram_limit``, and for a board, an image over the board's memory."""
+    from edgert.backends import cortex_m, host
     from edgert.codegen import c_emit, lower, model_c
 
     tgt = targets.load(target)
@@ -116,12 +117,17 @@ def build(model: str | Path, target: str = "host", out_dir: str | Path = "build"
         "layers": rows,
         "model_hash": model_c.model_hash(g, lowered),
     }
-    (out / "report.json").write_text(json.dumps(rep, indent=2) + "\n")
-    meta = {"format": BUILD_FORMAT, "target": tgt.name, "model_file": model_file, "io": io_spec(g),
-            "model_hash": rep["model_hash"]}
-    (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    target_ref = tgt.name if Path(str(target)).suffix != ".toml" else str(tgt.path)
+    meta = {"format": BUILD_FORMAT, "target": target_ref, "model_file": model_file, "io": io_spec(g),
+            "model_hash": rep["model_hash"], "arena_bytes": p.size}
     if tgt.kind == "host":
         host.compile_library(out, tgt)
+    elif tgt.kind == "cortex-m":
+        rep["memory"] = cortex_m.build_firmware(out, tgt, meta)
+        meta["board"] = tgt.board.name
+        meta["firmware"] = f"{cortex_m.FIRMWARE_DIR}/{cortex_m.ELF}"
+    (out / "report.json").write_text(json.dumps(rep, indent=2) + "\n")
+    (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     return Build(dir=out, meta=meta)
 
 

@@ -1,0 +1,178 @@
+"""The emulated board: QEMU running a build's firmware, its UART on a local TCP port.
+
+``-icount shift=0`` makes the emulated clock advance exactly one nanosecond per instruction,
+so the firmware's SysTick reads are instruction counts, identical run to run. The board is
+started paused (-S) and resumed through QMP once its serial port accepts connections, so
+nothing the firmware does is missed.
+
+A started board is recorded in ``<build>/board.json`` (URL, PID) so that later commands
+(`edgert run`, `edgert validate`) find it; ``stop()`` ends it. Only the PID edgert started
+is ever signalled.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgert.errors import DeviceError, ToolchainError
+
+STATE_FILE = "board.json"
+LOG_FILE = "board.log"
+START_TIMEOUT = 10.0
+
+
+@dataclass
+class RunningBoard:
+    url: str
+    pid: int
+    board: str
+    elf: str
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    try:  # a zombie (exited, not yet reaped) is not alive
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _qmp(sock_path: Path, command: str, deadline: float) -> None:
+    while True:
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(max(deadline - time.monotonic(), 0.1))
+                s.connect(str(sock_path))
+                f = s.makefile("rwb")
+                f.readline()  # greeting
+                for cmd in ("qmp_capabilities", command):
+                    f.write(json.dumps({"execute": cmd}).encode() + b"\n")
+                    f.flush()
+                    while True:
+                        reply = json.loads(f.readline() or b"{}")
+                        if "return" in reply or "error" in reply:
+                            break
+                return
+        except (FileNotFoundError, ConnectionRefusedError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def start(build_dir: Path, qemu_argv: tuple[str, ...], elf: Path, board: str, *, detach: bool) -> RunningBoard:
+    """Start QEMU on ``elf``; returns once the board runs and its UART accepts a client."""
+    exe = shutil.which(qemu_argv[0])
+    if exe is None:
+        raise ToolchainError(f"{qemu_argv[0]} is not installed",
+                             "install Debian's qemu-system-arm, or run scripts/setup.sh")
+    stop(build_dir)
+    port = _free_port()
+    qmp_path = build_dir / f".qmp-{os.getpid()}-{port}.sock"
+    argv = [exe, *qemu_argv[1:], "-icount", "shift=0", "-display", "none", "-monitor", "none",
+            "-serial", f"tcp:127.0.0.1:{port},server=on,wait=off,nodelay=on",
+            "-qmp", f"unix:{qmp_path},server=on,wait=off", "-S", "-kernel", str(elf)]
+    log = open(build_dir / LOG_FILE, "wb")
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=detach)
+    deadline = time.monotonic() + START_TIMEOUT
+    try:
+        _wait_port(port, proc, deadline, build_dir)
+        _qmp(qmp_path, "cont", deadline)
+    except (OSError, DeviceError):
+        _kill(proc.pid)
+        text = (build_dir / LOG_FILE).read_text(errors="replace").strip()
+        raise DeviceError(f"the emulated board {board} did not start: {text[-300:] or 'no output'}",
+                          f"see {build_dir / LOG_FILE}; the command was: {' '.join(argv)}") from None
+    finally:
+        log.close()
+        qmp_path.unlink(missing_ok=True)
+    running = RunningBoard(url=f"socket://127.0.0.1:{port}", pid=proc.pid, board=board, elf=str(elf))
+    (build_dir / STATE_FILE).write_text(json.dumps(running.__dict__, indent=2) + "\n")
+    _children[proc.pid] = proc
+    return running
+
+
+_children: dict[int, subprocess.Popen] = {}  # boards started by this process, to reap them
+
+
+def _wait_port(port: int, proc: subprocess.Popen, deadline: float, build_dir: Path) -> None:
+    while True:
+        if proc.poll() is not None:
+            raise DeviceError("QEMU exited", "")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return  # QEMU accepts the next client once this one closes
+        except OSError:
+            if time.monotonic() > deadline:
+                raise DeviceError("timeout", "") from None
+            time.sleep(0.05)
+
+
+def running(build_dir: Path) -> RunningBoard | None:
+    """The board recorded for this build, if it is still running."""
+    path = build_dir / STATE_FILE
+    if not path.is_file():
+        return None
+    try:
+        b = RunningBoard(**json.loads(path.read_text()))
+    except (ValueError, TypeError):
+        path.unlink(missing_ok=True)
+        return None
+    if not _alive(b.pid) or not _is_qemu(b.pid):
+        path.unlink(missing_ok=True)
+        return None
+    return b
+
+
+def _is_qemu(pid: int) -> bool:
+    try:
+        return "qemu" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+    except OSError:
+        return False
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    proc = _children.pop(pid, None)
+    if proc is not None:
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        return
+    for _ in range(100):
+        if not _alive(pid):
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+
+
+def stop(build_dir: Path) -> bool:
+    """Stop the board recorded for this build; True if one was running."""
+    b = running(build_dir)
+    (build_dir / STATE_FILE).unlink(missing_ok=True)
+    if b is None:
+        return False
+    _kill(b.pid)
+    return True

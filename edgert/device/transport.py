@@ -1,0 +1,99 @@
+"""Byte transports to a board: a serial port (``/dev/ttyACM0``), a TCP socket
+(``socket://host:port``, what the emulated board listens on) or any pyserial URL; and a
+child process's stdin/stdout (the firmware's host build, for tests)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from edgert.errors import DeviceError
+
+BAUDRATE = 115200
+
+
+class Transport:
+    """read(n) returns up to n bytes, b'' after ``timeout`` seconds with nothing to read."""
+
+    def write(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def read(self, n: int, timeout: float) -> bytes:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class SerialTransport(Transport):
+    def __init__(self, url: str):
+        import serial
+
+        self.url = url
+        try:
+            self._port = serial.serial_for_url(url, baudrate=BAUDRATE, timeout=0.1, do_not_open=False)
+        except (serial.SerialException, ValueError, OSError) as e:
+            hint = ("is the board plugged in? list ports with `python -m serial.tools.list_ports`"
+                    if not url.startswith("socket://") else
+                    "is the emulated board running? start it with `edgert flash BUILD` (no --port)")
+            raise DeviceError(f"cannot open port {url}: {e}", hint) from None
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._port.write(data)
+            self._port.flush()
+        except Exception as e:  # pyserial raises SerialException or OSError subclasses
+            raise DeviceError(f"writing to {self.url} failed: {e}", "check the connection to the board") from None
+
+    def read(self, n: int, timeout: float) -> bytes:
+        self._port.timeout = timeout
+        try:
+            return self._port.read(n)
+        except Exception as e:
+            raise DeviceError(f"reading from {self.url} failed: {e}", "check the connection to the board") from None
+
+    def close(self) -> None:
+        self._port.close()
+
+
+class ProcessTransport(Transport):
+    """The firmware's host build (firmware/host): its UART is the process's stdin/stdout."""
+
+    def __init__(self, argv: list[str]):
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+        import os
+
+        os.set_blocking(self.proc.stdout.fileno(), False)
+
+    def write(self, data: bytes) -> None:
+        try:
+            self.proc.stdin.write(data)
+        except BrokenPipeError:
+            raise DeviceError("the host firmware exited", "see its exit code") from None
+
+    def read(self, n: int, timeout: float) -> bytes:
+        import select
+
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        if not ready:
+            return b""
+        return self.proc.stdout.read(n) or b""
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def open_transport(port: str) -> Transport:
+    return SerialTransport(port)
+
+
+def hexdump(prefix: str, data: bytes, out=sys.stderr) -> None:
+    """--trace output: every frame on the wire, as hex."""
+    stamp = f"{time.monotonic():.3f}"
+    out.write(f"[{stamp}] {prefix} {len(data)} B: {data.hex(' ')}\n")
