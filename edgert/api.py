@@ -21,7 +21,7 @@ from edgert.errors import ModelFormatError, ResourceError, UserError
 from edgert.ir import Graph, format_graph
 from edgert.plan.arena import ArenaPlan, plan as plan_arena
 
-BUILD_FORMAT = 1  # version of build/meta.json
+BUILD_FORMAT = 2  # version of build/meta.json
 
 
 @dataclass
@@ -119,7 +119,8 @@ def build(model: str | Path, target: str | Path = "host", out_dir: str | Path = 
     }
     target_ref = tgt.name if Path(str(target)).suffix != ".toml" else str(tgt.path)
     meta = {"format": BUILD_FORMAT, "target": target_ref, "model_file": model_file, "io": io_spec(g),
-            "model_hash": rep["model_hash"], "arena_bytes": p.size}
+            "model_hash": rep["model_hash"], "arena_bytes": p.size,
+            "kernels": [k.op.name for k in lowered.kernels]}  # the device's layer order
     if tgt.kind == "host":
         host.compile_library(out, tgt)
     elif tgt.kind == "cortex-m":

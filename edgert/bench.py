@@ -3,6 +3,7 @@ inputs and are compared as ratios (these machines are shared and noisy: absolute
 drift, ratios taken in one run much less)."""
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -13,16 +14,9 @@ from edgert.report import format_table
 
 
 def _random_inputs(specs: list[dict], seed: int) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    out = []
-    for s in specs:
-        dt = np.dtype(s["dtype"])
-        if dt.kind == "f":
-            out.append(rng.standard_normal(s["shape"]).astype(dt))
-        else:
-            info = np.iinfo(dt)
-            out.append(rng.integers(info.min, info.max + 1, s["shape"], dtype=dt))
-    return out
+    from edgert.validate.dataset import random_inputs
+
+    return random_inputs(specs, np.random.default_rng(seed))
 
 
 def _time(fn, runs: int) -> list[float]:
@@ -88,3 +82,77 @@ def format_host(result: dict) -> str:
         [{"engine": k, "arena": v, "ratio": v / max(a["edgert"], 1)} for k, v in a.items()],
         [("engine", "engine"), ("arena", "arena bytes"), ("ratio", "/ edgert")])]
     return "\n".join(lines)
+
+
+# TensorFlow Lite Micro on the same emulated board, recorded (not run here: it needs its own
+# firmware): TFLM with CMSIS-NN kernels and with its reference kernels, release flags, Debian
+# arm-none-eabi-gcc 12.2, QEMU mps2-an500 with -icount shift=0, instructions per inference
+# counted by SysTick, input numpy.random.default_rng(0).integers(-128, 128). Keyed by the
+# model file's sha256 so a figure is only shown next to the model it was measured on.
+TFLM_CORTEX_M7 = {
+    "3c002613d1b2475eb51dd78dfb85a546c8ae658dee71cf6ade43b022fe205415":
+        {"name": "ic_resnet8_int8", "cmsis_nn": 30_025_840, "reference": 108_686_920, "arena": 54_996},
+    "aeea436800704fce17b17292e4412630ad856e9d777c044c64ef748a880bd0ae":
+        {"name": "kws_dscnn_int8", "cmsis_nn": 7_642_160, "reference": 43_611_840, "arena": 22_820},
+    "597a384c8c2c8a1276f04702f25013b7838f2f814f1ca7c174d295b73e3d6b7b":
+        {"name": "vww_mobilenetv1_int8", "cmsis_nn": 24_025_560, "reference": 101_224_200, "arena": 100_708},
+    "87cf24194ef93d1d9b11a591d805526b98008e351655d29883c825c9c106ba24":
+        {"name": "ad_toycar_int8", "cmsis_nn": 583_240, "reference": 1_948_880, "arena": 2_580},
+}
+
+
+def bench_device(paths: list[str | Path], target: str, *, out_dir: str | Path = "build/bench", seed: int = 0,
+                 progress: bool = False) -> dict:
+    """Each model (or build folder) built for ``target`` and run once on its emulated board:
+    instructions per inference (exact, deterministic), arena, flash and RAM from the ELF;
+    next to TFLite Micro's recorded figures where this exact model file has them."""
+    import hashlib
+
+    from edgert.device.board import connect
+
+    rows = []
+    for path in paths:
+        path = Path(path)
+        if path.is_dir():
+            b = api.load_build(path)
+        else:
+            if progress:
+                print(f"building {path.name} for {target} ...", file=sys.stderr)
+            b = api.build(path, target, Path(out_dir) / f"{path.stem}-{Path(str(target)).stem}")
+        inputs = _random_inputs(b.meta["io"]["inputs"], seed)
+        with connect(b, None) as board:
+            result = board.session.run(inputs, b.meta["io"]["outputs"])
+            latency, unit = board.latency(result.ticks), board.unit
+        mem = b.report["memory"]
+        row = {"model": b.report["summary"]["model"], "latency": latency, "unit": unit,
+               "macs": b.report["summary"]["macs"], "arena": b.meta["arena_bytes"],
+               "flash": mem["flash"]["total"], "ram": mem["ram"]["total"]}
+        row["macs_per_instruction"] = round(row["macs"] / latency, 3) if latency else 0.0
+        base = TFLM_CORTEX_M7.get(hashlib.sha256(b.model_path.read_bytes()).hexdigest())
+        if base and unit == "instructions" and b.target.name == "cortex-m7":
+            row.update({"tflm_cmsis_nn": base["cmsis_nn"], "vs_cmsis_nn": round(latency / base["cmsis_nn"], 3),
+                        "tflm_reference": base["reference"], "vs_tflm_reference": round(latency / base["reference"], 3),
+                        "tflm_arena": base["arena"], "arena_vs_tflm": round(row["arena"] / base["arena"], 3)})
+        rows.append(row)
+    return {"target": str(target), "seed": seed, "models": rows}
+
+
+def format_device(result: dict) -> str:
+    rows = result["models"]
+    unit = rows[0]["unit"] if rows else "instructions"
+    cols = [("model", "model"), ("latency", unit), ("macs_per_instruction", "MACs/instr"),
+            ("tflm_cmsis_nn", "TFLM+CMSIS-NN"), ("vs_cmsis_nn", "/ CMSIS-NN"),
+            ("tflm_reference", "TFLM ref"), ("vs_tflm_reference", "/ TFLM ref"),
+            ("arena", "arena B"), ("tflm_arena", "TFLM arena B"), ("arena_vs_tflm", "/ TFLM"),
+            ("flash", "flash B"), ("ram", "RAM B")]
+    md = ["| " + " | ".join(h for _, h in cols) + " |", "|" + "|".join("---" if k == "model" else "---:" for k, _ in cols) + "|"]
+    for r in rows:
+        cells = []
+        for k, _ in cols:
+            v = r.get(k, "")
+            cells.append(f"{v:,}" if isinstance(v, int) else (f"{v:.3g}" if isinstance(v, float) else str(v)))
+        md.append("| " + " | ".join(cells) + " |")
+    note = (f"\n{result['target']}, emulated board, one inference of seeded input (seed {result['seed']}); "
+            "TFLM columns are recorded figures for the same model files (see edgert/bench.py); "
+            "ratios below 1 mean edgert is smaller or faster.")
+    return "\n".join(md) + "\n" + note

@@ -99,12 +99,24 @@ def _load_inputs(path: str, specs: list[dict]) -> list[np.ndarray]:
     return arrays
 
 
+def _device_options(args) -> dict:
+    return {"timeout": args.timeout, "trace": args.trace}
+
+
 def cmd_run(args) -> int:
     from edgert import api
 
     b = api.load_build(args.build)
     inputs = _load_inputs(args.input, b.meta["io"]["inputs"])
-    outs = api.run(b, inputs)
+    if b.target.kind == "host":
+        outs = api.run(b, inputs)
+    else:
+        from edgert.device.board import connect
+
+        with connect(b, args.port, **_device_options(args)) as board:
+            result = board.session.run(inputs, b.meta["io"]["outputs"])
+        outs = result.outputs
+        print(f"latency {board.latency(result.ticks):,} {board.unit}", file=sys.stderr)
     if args.output:
         if len(outs) == 1:
             np.save(args.output, outs[0])
@@ -118,11 +130,68 @@ def cmd_run(args) -> int:
     return EXIT_OK
 
 
-def cmd_bench(args) -> int:
-    from edgert import bench
+def cmd_flash(args) -> int:
+    from edgert import api
+    from edgert.device import board as boards
 
-    result = bench.bench_host(args.build, runs=args.runs, seed=args.seed)
-    print(bench.format_host(result))
+    b = api.load_build(args.build)
+    if args.stop:
+        stopped = boards.stop(b)
+        print(f"stopped the emulated board of {b.dir}" if stopped else f"no emulated board was running for {b.dir}")
+        return EXIT_OK
+    running, hello = boards.flash(b, args.port, **_device_options(args))
+    model = b.report["summary"]["model"]
+    if running is not None:
+        print(f"emulated board {running.board} runs {model} ({b.dir / b.meta['firmware']})")
+        print(f"  reachable at {running.url} (pid {running.pid}); `edgert run/validate {b.dir}` use it")
+        print(f"  stop it with `edgert flash --stop {b.dir}`")
+    else:
+        print(f"the board at {args.port} runs {model}")
+    print(f"  protocol v{hello.version}, model hash {hello.model_hash[:16]}…, arena {hello.arena_bytes:,} bytes, "
+          f"clock {hello.clock_hz / 1e6:g} MHz, timer {hello.timer.name.lower()}")
+    return EXIT_OK
+
+
+def cmd_validate(args) -> int:
+    from edgert import api
+    from edgert.device.board import connect
+    from edgert.validate import dataset as ds, on_device
+
+    b = api.load_build(args.build)
+    specs = b.meta["io"]["inputs"]
+    data = ds.load(args.dataset, specs) if args.dataset else ds.Dataset([], [], [])
+    if args.labels:
+        data.labels = ds.parse_labels(args.labels, len(data))
+    n_random = args.random if args.random is not None else (0 if args.dataset else 20)
+    extra = ds.random(specs, n_random, args.seed)
+    data = ds.Dataset(data.samples + extra.samples, (data.labels or [None] * len(data)) + extra.labels,
+                      (data.sources or [str(i) for i in range(len(data))]) + extra.sources)
+    if not len(data):
+        raise UserError("nothing to validate: the dataset is empty and --random is 0", "give --dataset or --random N")
+    thresholds = on_device.Thresholds(args.min_exact, args.max_diff, args.min_top1, args.min_accuracy)
+    with connect(b, args.port, **_device_options(args)) as board:
+        report = on_device.validate(b, board, data, reference=args.reference, progress=sys.stderr.isatty())
+    out = Path(args.report) if args.report else b.dir / "validation" / "report.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(on_device.format_report(report))
+    print(f"\nreport: {out}")
+    on_device.check(report, thresholds)
+    return EXIT_OK
+
+
+def cmd_bench(args) -> int:
+    from edgert import bench, targets
+
+    if args.target is None or targets.load(args.target).kind == "host":
+        if len(args.paths) != 1:
+            raise UserError("the host bench takes one build folder", "edgert bench BUILD (or --target cortex-m7 MODELS...)")
+        result = bench.bench_host(args.paths[0], runs=args.runs, seed=args.seed)
+        print(bench.format_host(result))
+    else:
+        result = bench.bench_device(args.paths, args.target, out_dir=args.output, seed=args.seed,
+                                    progress=sys.stderr.isatty())
+        print(bench.format_device(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     return EXIT_OK
@@ -142,6 +211,13 @@ def cmd_targets(args) -> int:
 # --------------------------------------------------------------------------- parser
 
 
+def _add_device_args(s) -> None:
+    s.add_argument("--port", help="the board's serial port (/dev/ttyACM0) or URL (socket://host:port); "
+                                  "default: the emulated board")
+    s.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for a reply (default 5)")
+    s.add_argument("--trace", action="store_true", help="hex dump every frame to stderr")
+
+
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edgert", description="Compile compressed neural networks for small devices.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -157,15 +233,43 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--ram-limit", type=_parse_size, default=None, help="refuse an arena larger than this (bytes, 64k, 1M)")
     s.set_defaults(func=cmd_build)
 
-    s = sub.add_parser("run", help="run one inference of a build")
+    s = sub.add_parser("run", help="run one inference of a build (on its board for a board target)")
     s.add_argument("build")
     s.add_argument("--input", required=True, help=".npy file (or .npz, one array per input)")
     s.add_argument("--output", help="save outputs to this .npy/.npz instead of printing them")
+    _add_device_args(s)
     s.set_defaults(func=cmd_run)
 
-    s = sub.add_parser("bench", help="latency and memory of a build against TFLite and TFLite Micro")
+    s = sub.add_parser("flash", help="start the emulated board with a build's firmware, or check a board runs it")
     s.add_argument("build")
-    s.add_argument("--runs", type=int, default=50, help="timed inferences per engine (default 50)")
+    _add_device_args(s)
+    s.add_argument("--stop", action="store_true", help="stop the emulated board started for this build")
+    s.set_defaults(func=cmd_flash)
+
+    s = sub.add_parser("validate", help="run samples on the device and compare with the reference interpreter")
+    s.add_argument("build")
+    s.add_argument("--dataset", help=".npz (x, optional y), .npy, or a folder of .npy samples")
+    s.add_argument("--labels", help="class index per dataset sample: a .npy, or a list like 5,3,1")
+    s.add_argument("--random", type=int, default=None,
+                   help="add N seeded random inputs (default: 20 without --dataset, else 0)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    s.add_argument("--reference", default="tflm", choices=["tflm", "edgert"],
+                   help="reference interpreter: TFLite Micro (default) or edgert's numpy reference")
+    s.add_argument("--min-exact", type=float, default=1.0, help="fraction of samples that must be bit-exact (default 1)")
+    s.add_argument("--max-diff", type=float, default=0.0, help="largest allowed |device - reference| (default 0)")
+    s.add_argument("--min-top1", type=float, default=0.0, help="fraction whose top-1 must match the reference's")
+    s.add_argument("--min-accuracy", type=float, default=0.0, help="accuracy the labelled samples must reach")
+    s.add_argument("--report", help="where to write the JSON report (default BUILD/validation/report.json)")
+    _add_device_args(s)
+    s.set_defaults(func=cmd_validate)
+
+    s = sub.add_parser("bench", help="latency and memory: a host build against TFLite and TFLite Micro, "
+                                     "or models on a board target (instructions, arena, flash)")
+    s.add_argument("paths", nargs="+", metavar="BUILD|MODEL",
+                   help="a host build folder; with --target, models (.tflite) or build folders")
+    s.add_argument("--target", help="a board target (cortex-m7, ...): build each model and run it on the board")
+    s.add_argument("-o", "--output", default="build/bench", help="where --target builds go (default build/bench)")
+    s.add_argument("--runs", type=int, default=50, help="timed inferences per engine on the host (default 50)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--json", help="also write the results to this file")
     s.set_defaults(func=cmd_bench)

@@ -46,9 +46,14 @@ class SerialTransport(Transport):
             raise DeviceError(f"writing to {self.url} failed: {e}", "check the connection to the board") from None
 
     def read(self, n: int, timeout: float) -> bytes:
+        # pyserial's read(n) waits for all n bytes: wait for one, then take what has arrived.
         self._port.timeout = timeout
         try:
-            return self._port.read(n)
+            first = self._port.read(1)
+            if not first:
+                return b""
+            waiting = min(self._port.in_waiting, n - 1)
+            return first + (self._port.read(waiting) if waiting > 0 else b"")
         except Exception as e:
             raise DeviceError(f"reading from {self.url} failed: {e}", "check the connection to the board") from None
 

@@ -24,5 +24,8 @@ uint8_t timer_kind(void);
 uint32_t timer_clock_hz(void);
 void timer_init(void);
 uint64_t timer_now(void);
+/* Restart the count from zero right before a measured region, so that measurements do not
+ * depend on when the previous one ended. */
+void timer_restart(void);
 
 #endif /* EDGERT_BOARD_H_ */

@@ -106,6 +106,7 @@ static void do_invoke(uint8_t seq, const uint8_t *p, size_t len) {
   }
   profiling = (p[0] & EDGERT_INVOKE_PROFILE) != 0;
   /* The compiler must not move model code across the timer reads. */
+  timer_restart();
   __asm__ volatile("" ::: "memory");
   uint64_t t0 = timer_now();
   __asm__ volatile("" ::: "memory");

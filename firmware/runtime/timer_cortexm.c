@@ -42,6 +42,24 @@ void timer_init(void) {
   SYST_CSR = 7u;             /* core clock, interrupt on wrap, enable */
 }
 
+void timer_restart(void) {
+  if (kind == EDGERT_TIMER_CYCLES) {
+    DWT_CYCCNT = 0;
+    cyc_high = cyc_last = 0;
+    return;
+  }
+  /* Restart SysTick so every measurement starts at the same phase: with -icount the count
+   * is then the same to the instruction, run after run. */
+  SYST_CSR = 0;
+  SYST_CVR = 0;
+  systick_wraps = 0;
+  SYST_CSR = 7u;
+  /* The counter reads 0 until its first tick loads the reload value (no wrap is counted
+   * for that load): wait for it, at most one tick. */
+  while (SYST_CVR == 0) {
+  }
+}
+
 uint8_t timer_kind(void) { return kind; }
 uint32_t timer_clock_hz(void) { return EDGERT_CLOCK_HZ; }
 

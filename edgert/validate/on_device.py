@@ -1,0 +1,170 @@
+"""Validation on the device: every sample through the board and through the reference
+interpreter on the host, compared; latency and memory of the same run.
+
+Metrics (per sample, then summarised):
+  exact          every output byte equal to the reference's
+  max_abs_diff   the largest |device - reference| over all outputs (in output units)
+  top-1          argmax of the first output, the device's vs the reference's, and vs the
+                 label where the dataset has one (accuracy)
+Latency is the device's own timer around edgert_invoke, in instructions on the emulator
+(exact: -icount shift=0), cycles on hardware. The per-layer table comes from one extra
+profiled inference of the first sample (profiling adds two timer reads a layer).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from edgert.errors import UserError, ValidationFailed
+from edgert.report import format_table
+
+REFERENCES = ("tflm", "edgert")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """What the device must meet; the defaults demand bit-exactness."""
+
+    min_exact: float = 1.0        # fraction of samples bit-exact with the reference
+    max_abs_diff: float = 0.0     # largest allowed |device - reference|
+    min_top1: float = 0.0         # fraction of samples whose top-1 matches the reference's
+    min_accuracy: float = 0.0     # fraction of labelled samples the device classifies right
+
+
+def reference_runner(build, name: str) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
+    if name == "tflm":
+        from edgert.validate.tflm_ref import run_tflm
+
+        model = build.model_path.read_bytes()
+        return lambda xs: run_tflm(model, xs)
+    if name == "edgert":
+        from edgert import api
+        from edgert.kernels import reference
+
+        g = api.compile_model(build.model_path).graph
+        return lambda xs: [v for k, v in reference.run(g, xs).items() if k in g.outputs]
+    raise UserError(f"unknown reference {name!r}", f"choose one of: {', '.join(REFERENCES)}")
+
+
+def _percentile(values: list[int], q: float) -> int:
+    return int(np.percentile(np.array(values, dtype=np.float64), q, method="nearest")) if values else 0
+
+
+def validate(build, board, dataset, *, reference: str = "tflm", progress: bool = True) -> dict:
+    """Run ``dataset`` on ``board`` (an edgert.device.board.Board) and the reference."""
+    from tqdm import tqdm
+
+    ref = reference_runner(build, reference)
+    outputs_spec = build.meta["io"]["outputs"]
+    rows, latencies = [], []
+    for i, inputs in enumerate(tqdm(dataset.samples, desc="validating", unit="sample", disable=not progress,
+                                    leave=False)):
+        result = board.session.run(inputs, outputs_spec)
+        expected = ref(inputs)
+        diff = max(float(np.max(np.abs(d.astype(np.float64) - np.asarray(e, dtype=np.float64).reshape(d.shape))))
+                   if d.size else 0.0 for d, e in zip(result.outputs, expected))
+        exact = all(np.array_equal(d, np.asarray(e).reshape(d.shape)) for d, e in zip(result.outputs, expected))
+        top_dev = int(np.argmax(result.outputs[0].reshape(-1)))
+        top_ref = int(np.argmax(np.asarray(expected[0]).reshape(-1)))
+        latency = board.latency(result.ticks)
+        latencies.append(latency)
+        rows.append({"sample": dataset.sources[i] if dataset.sources else str(i), "exact": exact,
+                     "max_abs_diff": diff, "top1_device": top_dev, "top1_reference": top_ref,
+                     "label": dataset.labels[i] if dataset.labels else None, "latency": latency})
+
+    layers = _profile(build, board, dataset.samples[0]) if dataset.samples else []
+    labelled = [r for r in rows if r["label"] is not None]
+    n = len(rows)
+    summary = {
+        "samples": n,
+        "reference": reference,
+        "exact_rate": sum(r["exact"] for r in rows) / n if n else 0.0,
+        "max_abs_diff": max((r["max_abs_diff"] for r in rows), default=0.0),
+        "top1_agreement": sum(r["top1_device"] == r["top1_reference"] for r in rows) / n if n else 0.0,
+        "labelled": len(labelled),
+        "accuracy": (sum(r["top1_device"] == r["label"] for r in labelled) / len(labelled)) if labelled else None,
+        "reference_accuracy": (sum(r["top1_reference"] == r["label"] for r in labelled) / len(labelled))
+        if labelled else None,
+        "latency_unit": board.unit,
+        "latency_p50": _percentile(latencies, 50),
+        "latency_p90": _percentile(latencies, 90),
+        "latency_max": max(latencies, default=0),
+    }
+    mem = build.report.get("memory", {})
+    return {
+        "model": build.report["summary"]["model"],
+        "target": build.meta["target"],
+        "board": build.meta.get("board"),
+        "emulated": board.emulated,
+        "model_hash": build.meta["model_hash"],
+        "summary": summary,
+        "memory": {"arena": build.meta["arena_bytes"], "flash": mem.get("flash"), "ram": mem.get("ram"),
+                   "board_arena": board.hello.arena_bytes},
+        "layers": layers,
+        "samples": rows,
+    }
+
+
+def _profile(build, board, inputs) -> list[dict]:
+    result = board.session.run(inputs, build.meta["io"]["outputs"], profile=True)
+    names = build.meta["kernels"]
+    ticks = board.session.layer_ticks(len(names))
+    by_name = {r["layer"]: r for r in build.report["layers"]}
+    total = sum(ticks) or 1
+    rows = []
+    for name, t in zip(names, ticks):
+        lat = board.latency(t)
+        r = by_name.get(name, {})
+        macs = r.get("macs", 0)
+        rows.append({"layer": name, "source": r.get("source", ""), "latency": lat,
+                     "share": round(100.0 * t / total, 1),
+                     "macs_per_unit": round(macs / lat, 3) if lat and macs else 0.0})
+    del result
+    return rows
+
+
+def check(report: dict, t: Thresholds) -> None:
+    """Raise ValidationFailed naming every threshold the report misses."""
+    s = report["summary"]
+    failed = []
+    if s["exact_rate"] < t.min_exact:
+        failed.append(f"bit-exact {s['exact_rate']:.1%} < --min-exact {t.min_exact:.1%}")
+    if s["max_abs_diff"] > t.max_abs_diff:
+        failed.append(f"max abs diff {s['max_abs_diff']:g} > --max-diff {t.max_abs_diff:g}")
+    if s["top1_agreement"] < t.min_top1:
+        failed.append(f"top-1 agreement {s['top1_agreement']:.1%} < --min-top1 {t.min_top1:.1%}")
+    if s["accuracy"] is not None and s["accuracy"] < t.min_accuracy:
+        failed.append(f"accuracy {s['accuracy']:.1%} < --min-accuracy {t.min_accuracy:.1%}")
+    if failed:
+        worst = [r["sample"] for r in report["samples"] if not r["exact"]][:5]
+        raise ValidationFailed("the device disagrees with the reference: " + "; ".join(failed),
+                               (f"first differing samples: {', '.join(worst)}; " if worst else "") +
+                               "compare layer by layer with `edgert run BUILD --input SAMPLE` on a host build")
+
+
+def format_report(report: dict) -> str:
+    s, m = report["summary"], report["memory"]
+    unit = s["latency_unit"]
+    where = f"emulated {report['board']}" if report["emulated"] else (report["board"] or report["target"])
+    lines = [f"{report['model']} on {where}: {s['samples']} samples vs {s['reference'].upper()}", ""]
+    lines.append(f"  bit-exact        {s['exact_rate']:.1%}   (max abs diff {s['max_abs_diff']:g})")
+    lines.append(f"  top-1 agreement  {s['top1_agreement']:.1%}")
+    if s["accuracy"] is not None:
+        lines.append(f"  accuracy         {s['accuracy']:.1%} of {s['labelled']} labelled "
+                     f"(reference {s['reference_accuracy']:.1%})")
+    lines.append(f"  latency          p50 {s['latency_p50']:,}  p90 {s['latency_p90']:,}  max {s['latency_max']:,} {unit}")
+    flash, ram = m.get("flash") or {}, m.get("ram") or {}
+    if flash:
+        lines.append(f"  flash            {flash['total']:,} B (text {flash['text']:,}, rodata {flash['rodata']:,}, "
+                     f"data {flash['data']:,})")
+        lines.append(f"  RAM              {ram['total']:,} B (arena {ram['arena']:,}, bss {ram['bss']:,}, "
+                     f"data {ram['data']:,}, stack {ram['stack']:,})")
+    else:
+        lines.append(f"  arena            {m['arena']:,} B")
+    if report["layers"]:
+        lines += ["", "per layer (one profiled inference):",
+                  format_table(report["layers"], [("layer", "layer"), ("source", "source"), ("latency", unit),
+                                                  ("share", "%"), ("macs_per_unit", f"MACs/{unit[:5]}")])]
+    return "\n".join(lines)
