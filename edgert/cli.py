@@ -203,7 +203,15 @@ def cmd_targets(args) -> int:
 
     for name in targets.available():
         t = targets.load(name)
-        print(f"{t.name:12} {t.kind:10} {t.description}")
+        print(f"{t.name:12} {t.kind:9} {t.description}")
+        if t.board is not None:
+            b = t.board
+            mem = ", ".join(f"{r.name} {r.length // 1024:,} KiB at 0x{r.origin:08X}" for r in b.memory)
+            how = "emulated by QEMU when no --port is given" if b.flash == "qemu" else f"flash: {b.flash}"
+            print(f"{'':12} board {b.name}: {b.clock_hz / 1e6:g} MHz, {mem}, stack {b.stack_bytes:,} B; {how}")
+            print(f"{'':12} supports: build (ELF/BIN/HEX + memory report), flash, run, validate, bench")
+        else:
+            print(f"{'':12} supports: build (shared library), run, bench against TFLite and TFLite Micro")
     print(f"\nop kinds supported on every target: {', '.join(sorted(REGISTRY))}")
     return EXIT_OK
 

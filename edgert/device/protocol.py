@@ -155,8 +155,14 @@ def parse_hello(payload: bytes) -> Hello:
             raise ValueError("HELLO reply ends inside a tensor descriptor")
         code, rank, nbytes = TENSOR_DESC.unpack_from(payload, pos)
         pos += TENSOR_DESC.size
+        if pos + 4 * rank > len(payload):
+            raise ValueError("HELLO reply ends inside a tensor's dimensions")
         dims = struct.unpack_from(f"<{rank}I", payload, pos)
         pos += 4 * rank
+        if code not in DTYPE_NAMES:
+            raise ValueError(f"unknown dtype code {code} in the HELLO reply")
+        if code not in DTYPE_NAMES:
+            raise ValueError(f"unknown dtype code {code} in the HELLO reply")
         tensors.append(TensorDesc(DTYPE_NAMES[DType(code)], tuple(dims), nbytes))
     return Hello(version, max_payload, arena, clock, Timer(timer), layers, digest,
                  tuple(tensors[:n_in]), tuple(tensors[n_in:]))
