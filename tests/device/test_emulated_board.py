@@ -155,3 +155,14 @@ def test_targets_lists_the_boards(capsys):
     assert main(["targets"]) == 0
     out = capsys.readouterr().out
     assert "cortex-m7" in out and "mps2-an500" in out and "cortex-m4" in out and "mps2-an386" in out
+
+
+def test_bench_on_the_board_prints_markdown_and_json(tmp_path, capsys):
+    rc = main(["bench", "--target", "cortex-m7", str(HELLO_WORLD), "-o", str(tmp_path / "bench"),
+               "--json", str(tmp_path / "bench.json")])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert out.splitlines()[0].startswith("| model | instructions |")
+    row = __import__("json").loads((tmp_path / "bench.json").read_text())["models"][0]
+    assert row["model"] == "hello_world_int8" and row["latency"] > 0 and row["unit"] == "instructions"
+    assert row["flash"] > row["arena"] > 0 and "tflm_cmsis_nn" not in row  # no recorded TFLM figure for this model
