@@ -17,6 +17,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,7 +85,9 @@ def start(build_dir: Path, qemu_argv: tuple[str, ...], elf: Path, board: str, *,
                              "install Debian's qemu-system-arm, or run scripts/setup.sh")
     stop(build_dir)
     port = _free_port()
-    qmp_path = build_dir / f".qmp-{os.getpid()}-{port}.sock"
+    # Unix socket paths are limited to ~107 bytes: keep the QMP socket in a short temp folder.
+    qmp_dir = Path(tempfile.mkdtemp(prefix="edgert-"))
+    qmp_path = qmp_dir / "qmp.sock"
     argv = [exe, *qemu_argv[1:], "-icount", "shift=0", "-display", "none", "-monitor", "none",
             "-serial", f"tcp:127.0.0.1:{port},server=on,wait=off,nodelay=on",
             "-qmp", f"unix:{qmp_path},server=on,wait=off", "-S", "-kernel", str(elf)]
@@ -102,7 +105,7 @@ def start(build_dir: Path, qemu_argv: tuple[str, ...], elf: Path, board: str, *,
                           f"see {build_dir / LOG_FILE}; the command was: {' '.join(argv)}") from None
     finally:
         log.close()
-        qmp_path.unlink(missing_ok=True)
+        shutil.rmtree(qmp_dir, ignore_errors=True)
     running = RunningBoard(url=f"socket://127.0.0.1:{port}", pid=proc.pid, board=board, elf=str(elf))
     (build_dir / STATE_FILE).write_text(json.dumps(running.__dict__, indent=2) + "\n")
     _children[proc.pid] = proc
