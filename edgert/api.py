@@ -93,7 +93,8 @@ def build(model: str | Path, target: str | Path = "host", out_dir: str | Path = 
             "raise --ram-limit, or use a smaller model or input resolution",
         )
     lowered = lower.lower(g, p)
-    kernels = c_emit.emit_c({k.name: k.func for k in lowered.kernels})
+    kernels = c_emit.emit_c({k.name: k.func for k in lowered.kernels},
+                            aliased={k.name for k in lowered.kernels if k.in_place})
     sources = model_c.emit(g, p, lowered, kernels)
 
     out = Path(out_dir)

@@ -78,6 +78,16 @@ def cmd_build(args) -> int:
     print()
     print(f"built {s['model']} for {rep['target']} in {b.dir}/: {s['layers']} layers, {s['macs']:,} MACs, "
           f"flash (weights and tables) {s['flash_const_bytes']:,} bytes, arena {s['arena_bytes']:,} bytes")
+    mem = rep.get("memory")
+    if mem:
+        f, r = mem["flash"], mem["ram"]
+        print(f"firmware {b.dir / b.meta['firmware']} for board {mem['board']}:")
+        print(f"  flash {f['total']:,} B = text {f['text']:,} + rodata {f['rodata']:,} + data {f['data']:,}")
+        print(f"  RAM   {r['total']:,} B = data {r['data']:,} + bss {r['bss']:,} + arena {r['arena']:,} "
+              f"+ stack {r['stack']:,}")
+        for reg in mem["regions"]:
+            print(f"  {reg['name']:6} {reg['used']:>10,} of {reg['length']:>10,} B used "
+                  f"({100 * reg['used'] / reg['length']:.1f} %), {reg['free']:,} free")
     return EXIT_OK
 
 

@@ -11,7 +11,8 @@ ordinary function taking one raw typed pointer per buffer parameter::
 The output includes only ``<stdint.h>``, ``<stddef.h>`` and, when used, ``<math.h>`` /
 ``<stdbool.h>``; it needs no TVM header, runtime or packed-call convention, and compiles with
 host cc and arm-none-eabi-gcc alike. Buffers are dense, row-major, with the static shapes of
-the PrimFunc, and must not overlap (the pointers are ``restrict``). Buffers the kernel never
+the PrimFunc, and must not overlap (the pointers are ``restrict``) unless the kernel is named
+in ``aliased``: in-place kernels, whose output reuses an input's bytes. Buffers the kernel never
 writes are ``const``. Kernels do not allocate: an internal buffer over
 ``MAX_LOCAL_BYTES`` or any dynamic/workspace allocation is refused with ``CEmitError``.
 
@@ -38,7 +39,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 
 import tvm
 import tvm_ffi
@@ -79,12 +80,13 @@ class Param:
     ctype: str                # element type: "int8_t", "uint32_t", "float", ...
     is_const: bool            # True when the kernel only reads this buffer
     shape: tuple[int, ...]    # static buffer shape (row-major, dense)
+    restrict: bool = True     # False for kernels whose output may alias an input (in place)
 
     @property
     def decl(self) -> str:
         """The parameter as it appears in the prototype."""
         const = "const " if self.is_const else ""
-        return f"{const}{self.ctype}* restrict {self.name}"
+        return f"{const}{self.ctype}* {'restrict ' if self.restrict else ''}{self.name}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,8 +112,12 @@ class CSource:
 # Public entry point
 # --------------------------------------------------------------------------------------
 
-def emit_c(funcs: Mapping[str, tirx.PrimFunc], *, header_name: str | None = None) -> CSource:
+def emit_c(funcs: Mapping[str, tirx.PrimFunc], *, header_name: str | None = None,
+           aliased: Collection[str] = ()) -> CSource:
     """Lower ``funcs`` (C name -> PrimFunc) together and return one plain C translation unit.
+
+    Pointer parameters are ``restrict`` except in the kernels named in ``aliased``, whose
+    output may share memory with an input (in-place kernels).
 
     Raises ``CEmitError`` (a ``ValueError``) for a bad name, a non-buffer or dynamically shaped
     parameter, an internal buffer over ``MAX_LOCAL_BYTES``, a workspace/packed call, a parallel
@@ -139,7 +145,7 @@ def emit_c(funcs: Mapping[str, tirx.PrimFunc], *, header_name: str | None = None
         written = _check_body_and_find_writes(name, mod[name])
         unnamed[name] = [
             Param(name="", ctype=_C_TYPES[str(p.ty.dtype.dtype)], is_const=i not in written,
-                  shape=tuple(int(s) for s in p.ty.shape))
+                  shape=tuple(int(s) for s in p.ty.shape), restrict=name not in aliased)
             for i, p in enumerate(func.params)
         ]
 

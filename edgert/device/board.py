@@ -65,6 +65,20 @@ def connect(build, port: str | None = None, *, timeout: float = DEFAULT_TIMEOUT,
     (protocol version, model hash). With no port: the emulated board `edgert flash` started
     for this build, or a new one for the duration of the block."""
     started = None
+    if build.target.kind == "host":
+        # The firmware built for this machine: same runtime and protocol, over stdin/stdout.
+        from . import host_board
+
+        if port is not None:
+            raise UserError(f"{build.dir} is a host build; it runs here, not on a board at {port}",
+                            "drop --port, or rebuild for a board target (--target cortex-m7)")
+        session = Session(host_board.start(build.dir, build.meta), timeout=timeout, invoke_timeout=invoke_timeout,
+                          trace=trace, name="the host firmware")
+        try:
+            yield Board(session, session.check_build(build.meta), False, "host")
+        finally:
+            session.close()
+        return
     if port is None:
         firmware_path(build)
         running = emulator.running(build.dir)

@@ -370,3 +370,14 @@ def test_symbolic_shape_is_refused():
     out = te.compute((n,), lambda i: x[i] + 1, name="out")
     with pytest.raises(ValueError, match="kernel k: buffer x has a symbolic shape"):
         emit_c({"k": te.create_prim_func([x, out])})
+
+
+def test_aliased_kernels_drop_restrict():
+    a = te.placeholder((16,), "int8", name="a")
+    b = te.compute((16,), lambda i: a[i] + tvm.tirx.const(1, "int8"), name="b")
+    funcs = {"inc0": te.create_prim_func([a, b]), "inc1": te.create_prim_func([a, b])}
+    source = emit_c(funcs, aliased={"inc1"})
+    assert all(p.restrict for p in source.signatures["inc0"])
+    assert not any(p.restrict for p in source.signatures["inc1"])
+    assert "restrict" in source.prototype("inc0") and "restrict" not in source.prototype("inc1")
+    assert re.search(r"void inc1\((?:(?!restrict)[^)])*\)\s*\{", source.code)

@@ -59,3 +59,11 @@ def test_profiled_inference_reports_every_layer(session, hello_host_build):
     assert len(ticks) == len(hello_host_build.meta["kernels"]) and all(t >= 0 for t in ticks)
     with pytest.raises(ProtocolError, match="BAD_ARG"):
         session.request(P.Cmd.GET_LAYERS, P.GET_LAYERS_REQ.pack(0, 100))
+
+
+def test_validate_a_host_build_through_the_host_firmware(hello_host_build, tmp_path, capsys):
+    from edgert.cli import main
+
+    assert main(["validate", str(hello_host_build.dir), "--random", "6", "--report", str(tmp_path / "r.json")]) == 0
+    out = capsys.readouterr().out
+    assert "6 samples vs TFLM" in out and "bit-exact        100.0%" in out and " ns" in out
