@@ -99,6 +99,9 @@ def build(model: str | Path, target: str | Path = "host", out_dir: str | Path = 
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    from edgert.device import emulator
+
+    emulator.stop(out)  # an emulated board left running on this folder's old image
     (out / "model.c").write_text(sources.model_c)
     (out / "model.h").write_text(sources.model_h)
     (out / "kernels.c").write_text(sources.kernels_c)

@@ -27,6 +27,7 @@ from edgert.errors import DeviceError, ToolchainError
 STATE_FILE = "board.json"
 LOG_FILE = "board.log"
 START_TIMEOUT = 10.0
+_children: dict[int, subprocess.Popen] = {}  # boards started by this process, to reap them
 
 
 @dataclass
@@ -96,7 +97,7 @@ def start(build_dir: Path, qemu_argv: tuple[str, ...], elf: Path, board: str, *,
                             start_new_session=detach)
     deadline = time.monotonic() + START_TIMEOUT
     try:
-        _wait_port(port, proc, deadline, build_dir)
+        _wait_port(port, proc, deadline)
         _qmp(qmp_path, "cont", deadline)
     except (OSError, DeviceError):
         _kill(proc.pid)
@@ -112,10 +113,7 @@ def start(build_dir: Path, qemu_argv: tuple[str, ...], elf: Path, board: str, *,
     return running
 
 
-_children: dict[int, subprocess.Popen] = {}  # boards started by this process, to reap them
-
-
-def _wait_port(port: int, proc: subprocess.Popen, deadline: float, build_dir: Path) -> None:
+def _wait_port(port: int, proc: subprocess.Popen, deadline: float) -> None:
     while True:
         if proc.poll() is not None:
             raise DeviceError("QEMU exited", "")

@@ -39,6 +39,7 @@ def build(build_dir: Path, meta: dict) -> Path:
 
 def start(build_dir: Path, meta: dict) -> ProcessTransport:
     exe = build_dir / EXECUTABLE
-    if not exe.is_file():
-        build(build_dir, meta)
+    sources = [build_dir / s for s in (*MODEL_SOURCES, "meta.json")]
+    if not exe.is_file() or any(s.stat().st_mtime > exe.stat().st_mtime for s in sources if s.exists()):
+        build(build_dir, meta)  # absent, or older than the build it serves
     return ProcessTransport([str(exe)])

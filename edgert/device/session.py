@@ -61,8 +61,9 @@ class Session:
             hexdump("->", data)
         self.t.write(data)
 
-    def read_frame(self, timeout: float) -> framing.Frame:
-        """The next frame from the board; DeviceError if none arrives in ``timeout`` seconds."""
+    def read_frame(self, timeout: float, waiting_for: str = "") -> framing.Frame:
+        """The next frame from the board; DeviceError if none arrives in ``timeout`` seconds
+        (``waiting_for`` names the request in that message)."""
         deadline = time.monotonic() + timeout
         while True:
             end = self._pending.find(b"\x00")
@@ -80,7 +81,8 @@ class Session:
                                       "check the baud rate and cable; --trace shows the bytes") from None
             left = deadline - time.monotonic()
             if left <= 0:
-                raise DeviceError(f"{self.name} did not answer within {timeout:g} s",
+                raise DeviceError(f"{self.name} did not answer{' ' + waiting_for if waiting_for else ''} "
+                                  f"within {timeout:g} s",
                                   "check that the board is running edgert firmware (`edgert flash BUILD`), "
                                   "or raise --timeout")
             self._pending += self.t.read(4096, min(left, 0.5))
@@ -88,13 +90,7 @@ class Session:
     def request(self, cmd: P.Cmd, payload: bytes = b"", timeout: float | None = None) -> bytes:
         self._seq = (self._seq + 1) & 0xFF
         self.send_raw(framing.encode(cmd, self._seq, payload))
-        try:
-            f = self.read_frame(self.timeout if timeout is None else timeout)
-        except DeviceError as e:
-            if "did not answer" in e.message:
-                raise DeviceError(f"{self.name} did not answer {cmd.name} within "
-                                  f"{self.timeout if timeout is None else timeout:g} s", e.hint) from None
-            raise
+        f = self.read_frame(self.timeout if timeout is None else timeout, cmd.name)
         if f.cmd == P.Cmd.ERROR:
             code, req, detail = P.ERROR_PAYLOAD.unpack_from(f.payload.ljust(P.ERROR_PAYLOAD.size, b"\0"))
             raise ProtocolError(code, req, detail)
