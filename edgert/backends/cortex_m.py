@@ -7,11 +7,14 @@ linker.ld and model_desc.c (the HELLO descriptor of this model).
 """
 from __future__ import annotations
 
+import math
 import re
 import shutil
 import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+import numpy as np
 
 from edgert.device import protocol
 from edgert.errors import ResourceError, ToolchainError
@@ -72,10 +75,7 @@ def model_desc_c(meta: dict) -> str:
 
 
 def _nbytes(spec: dict) -> int:
-    n = 1
-    for d in spec["shape"]:
-        n *= d
-    return n * {"int8": 1, "uint8": 1, "int16": 2, "int32": 4, "float32": 4}[spec["dtype"]]
+    return math.prod(spec["shape"]) * np.dtype(spec["dtype"]).itemsize
 
 
 def _tool(name: str) -> str:
