@@ -23,6 +23,8 @@ from edgert.targets import Board, Target
 RUNTIME_SOURCES = ("main.c", "server.c", "framing.c", "timer_cortexm.c")
 MODEL_SOURCES = ("model.c", "kernels.c", "weights.c")
 FIRMWARE_DIR = "firmware"
+# How the model is compiled into any firmware: its layer hook calls the runtime's profiler.
+HOOK_FLAGS = ("-DEDGERT_LAYER_HOOK(layer,phase)=edgert_layer_hook(layer,phase)", "-include", "server.h")
 ELF = "firmware.elf"
 
 
@@ -103,7 +105,7 @@ def build_firmware(build_dir: Path, target: Target, meta: dict) -> dict:
     cmd = [_tool(target.cc), *target.cflags,
            f"-I{build_dir}", f"-I{rt}", f"-I{board.support_dir}",
            f"-DEDGERT_CLOCK_HZ={board.clock_hz}u",
-           "-DEDGERT_LAYER_HOOK(layer,phase)=edgert_layer_hook(layer,phase)", "-include", "server.h",
+           *HOOK_FLAGS,
            *map(str, sources), "-T", str(fw / "linker.ld"), f"-Wl,-Map={fw / 'firmware.map'}",
            *target.ldflags, "-o", str(fw / ELF), "-lm"]
     proc = subprocess.run(cmd, capture_output=True, text=True)

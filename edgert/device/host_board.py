@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from edgert.backends.cortex_m import MODEL_SOURCES, model_desc_c, runtime_dir
+from edgert.backends.cortex_m import HOOK_FLAGS, MODEL_SOURCES, model_desc_c, runtime_dir
 from edgert.errors import ToolchainError
 
 from .transport import ProcessTransport
@@ -27,8 +27,7 @@ def build(build_dir: Path, meta: dict) -> Path:
     desc.write_text(model_desc_c(meta))
     out = build_dir / EXECUTABLE
     cmd = [cc, "-O2", "-std=c99", "-D_POSIX_C_SOURCE=200809L", "-Wall", "-Wno-unused-variable", "-Wno-maybe-uninitialized",
-           f"-I{build_dir}", f"-I{rt}", "-DEDGERT_LAYER_HOOK(layer,phase)=edgert_layer_hook(layer,phase)",
-           "-include", "server.h", *(str(build_dir / s) for s in MODEL_SOURCES), str(desc),
+           f"-I{build_dir}", f"-I{rt}", *HOOK_FLAGS, *(str(build_dir / s) for s in MODEL_SOURCES), str(desc),
            *(str(rt / s) for s in RUNTIME_SOURCES), str(host / "board_host.c"), "-o", str(out), "-lm"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:

@@ -3,6 +3,8 @@
 child process's stdin/stdout (the firmware's host build, for tests)."""
 from __future__ import annotations
 
+import os
+import select
 import subprocess
 import sys
 import time
@@ -66,8 +68,6 @@ class ProcessTransport(Transport):
 
     def __init__(self, argv: list[str]):
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
-        import os
-
         os.set_blocking(self.proc.stdout.fileno(), False)
 
     def write(self, data: bytes) -> None:
@@ -77,8 +77,6 @@ class ProcessTransport(Transport):
             raise DeviceError("the host firmware exited", "see its exit code") from None
 
     def read(self, n: int, timeout: float) -> bytes:
-        import select
-
         ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
         if not ready:
             return b""

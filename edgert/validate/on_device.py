@@ -108,7 +108,7 @@ def validate(build, board, dataset, *, reference: str = "tflm", progress: bool =
 
 
 def _profile(build, board, inputs) -> list[dict]:
-    result = board.session.run(inputs, build.meta["io"]["outputs"], profile=True)
+    board.session.run(inputs, build.meta["io"]["outputs"], profile=True)
     names = build.meta["kernels"]
     ticks = board.session.layer_ticks(len(names))
     by_name = {r["layer"]: r for r in build.report["layers"]}
@@ -121,7 +121,6 @@ def _profile(build, board, inputs) -> list[dict]:
         rows.append({"layer": name, "source": r.get("source", ""), "latency": lat,
                      "share": round(100.0 * t / total, 1),
                      "macs_per_unit": round(macs / lat, 3) if lat and macs else 0.0})
-    del result
     return rows
 
 
