@@ -37,7 +37,7 @@ class Build:
 
     @property
     def target(self) -> targets.Target:
-        return targets.load(self.meta["target"])
+        return targets.load(self.meta["target"], self.meta.get("board_ref"))
 
     @property
     def report(self) -> dict:
@@ -77,13 +77,14 @@ def io_spec(g: Graph) -> dict:
 
 
 def build(model: str | Path, target: str | Path = "host", out_dir: str | Path = "build",
-          *, ram_limit: int | None = None) -> Build:
-    """Compile ``model`` for ``target`` (a name or a target .toml) into ``out_dir``; refuse an
-    arena over ``ram_limit``, and for a board, an image over the board's memory."""
+          *, board: str | Path | None = None, ram_limit: int | None = None) -> Build:
+    """Compile ``model`` for ``target`` (a name or a target .toml) into ``out_dir``, for the
+    target's default board or ``board`` (a name or board .toml); refuse an arena over
+    ``ram_limit``, and for a board, an image over the board's memory."""
     from edgert.backends import cortex_m, host
     from edgert.codegen import c_emit, lower, model_c
 
-    tgt = targets.load(target)
+    tgt = targets.load(target, board)
     model = Path(model)
     compiled = compile_model(model)
     g, p = compiled.graph, compiled.plan
@@ -130,6 +131,8 @@ def build(model: str | Path, target: str | Path = "host", out_dir: str | Path = 
     elif tgt.kind == "cortex-m":
         rep["memory"] = cortex_m.build_firmware(out, tgt, meta)
         meta["board"] = tgt.board.name
+        if board is not None:  # how Build.target finds the board again
+            meta["board_ref"] = str(board) if Path(str(board)).suffix != ".toml" else str(Path(board).resolve())
         meta["firmware"] = f"{cortex_m.FIRMWARE_DIR}/{cortex_m.ELF}"
     (out / "report.json").write_text(json.dumps(rep, indent=2) + "\n")
     (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")

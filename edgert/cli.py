@@ -71,7 +71,7 @@ def cmd_inspect(args) -> int:
 def cmd_build(args) -> int:
     from edgert import api, report
 
-    b = api.build(args.model, args.target, args.output, ram_limit=args.ram_limit)
+    b = api.build(args.model, args.target, args.output, board=args.board, ram_limit=args.ram_limit)
     rep = b.report
     print(report.format_table(rep["layers"], report.LAYER_COLUMNS))
     s = rep["summary"]
@@ -214,14 +214,19 @@ def cmd_targets(args) -> int:
     for name in targets.available():
         t = targets.load(name)
         print(f"{t.name:12} {t.kind:9} {t.description}")
-        if t.board is not None:
-            b = t.board
-            mem = ", ".join(f"{r.name} {r.length // 1024:,} KiB at 0x{r.origin:08X}" for r in b.memory)
-            how = "emulated by QEMU when no --port is given" if b.flash == "qemu" else f"flash: {b.flash}"
-            print(f"{'':12} board {b.name}: {b.clock_hz / 1e6:g} MHz, {mem}, stack {b.stack_bytes:,} B; {how}")
-            print(f"{'':12} supports: build (ELF/BIN/HEX + memory report), flash, run, validate, bench")
-        else:
+        if t.board is None:
             print(f"{'':12} supports: build (shared library), run, bench against TFLite and TFLite Micro")
+            continue
+        print(f"{'':12} supports: build (ELF/BIN/HEX + memory report), flash, run, validate, bench, export")
+        print(f"{'':12} boards (--board; * the default):")
+        for bname in targets.available_boards():
+            b = targets.load_board(bname)
+            if b.cpu != t.name:
+                continue
+            mem = ", ".join(f"{r.name} {r.length // 1024:,} KiB" for r in b.memory)
+            mark = "*" if b.name == t.board.name else " "
+            print(f"{'':14}{mark} {b.name:18} {b.clock_hz / 1e6:g} MHz, {mem}; flash: {', '.join(b.flash_methods)}"
+                  + ("  (emulated)" if b.emulated else ""))
     print(f"\nop kinds supported on every target: {', '.join(sorted(REGISTRY))}")
     return EXIT_OK
 
@@ -247,6 +252,8 @@ def make_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("build", help="compile a model for a target")
     s.add_argument("model")
     s.add_argument("--target", default="host", help="target name (see `edgert targets`)")
+    s.add_argument("--board", help="a board of that target (nucleo-f767zi, ... see `edgert targets`) or a board "
+                                   ".toml; default: the target's own")
     s.add_argument("-o", "--output", default="build", help="output folder (default: build)")
     s.add_argument("--ram-limit", type=_parse_size, default=None, help="refuse an arena larger than this (bytes, 64k, 1M)")
     s.set_defaults(func=cmd_build)

@@ -35,17 +35,31 @@ class Region:
 
 @dataclass(frozen=True)
 class Board:
+    """A board profile (targets/boards/<name>.toml): what the firmware links against, how
+    it reaches the host, and how `edgert flash` programs it."""
     name: str
     description: str
-    support_dir: Path            # startup, vector table, UART (C sources)
-    clock_hz: int
+    cpu: str                     # the target it runs ("cortex-m7"); --board checks it
+    support_dir: Path            # startup, vector table, UART, clocks (C sources)
+    clock_hz: int                # the core clock the firmware runs at after board_init()
     stack_bytes: int
     memory: tuple[Region, ...]
-    flash: str                   # how `edgert flash` without --port programs it: "qemu"
-    qemu: tuple[str, ...] = ()   # the emulator command for flash == "qemu"
+    flash_methods: tuple[str, ...]   # how `edgert flash` programs it, the default first
+    flash_options: dict = field(default_factory=dict, compare=False)  # [flash.<method>] tables
+    defines: dict = field(default_factory=dict, compare=False)        # -D for the support C
+    emulator: tuple[str, ...] = ()   # the QEMU command line of an emulated board
+    platformio: dict = field(default_factory=dict, compare=False)     # [platformio] for export
+    path: Path | None = None
+
+    @property
+    def emulated(self) -> bool:
+        return bool(self.emulator)
 
     def region(self, kind: str) -> Region:
         return next(r for r in self.memory if r.kind == kind)
+
+    def options(self, method: str) -> dict:
+        return self.flash_options.get(method, {})
 
 
 @dataclass(frozen=True)
@@ -66,32 +80,80 @@ def available() -> list[str]:
     return sorted(p.stem for p in targets_dir().glob("*.toml"))
 
 
-def _board(data: dict, path: Path) -> Board:
-    where = f"{path} [board]"
+def boards_dir() -> Path:
+    return targets_dir() / "boards"
+
+
+def available_boards() -> list[str]:
+    return sorted(p.stem for p in boards_dir().glob("*.toml"))
+
+
+FLASH_METHODS = ("qemu", "serial-stm32", "smp", "probe", "none")
+
+
+def _board(data: dict, path: Path, where: str) -> Board:
+    """A board from its table (a board file, or a target file's inline [board])."""
     try:
         support = data["support"]
-        candidates = [path.parent / "boards" / support, targets_dir() / "boards" / support]
+        candidates = [path.parent / support, path.parent / "boards" / support, boards_dir() / support]
         support_dir = next((c for c in candidates if c.is_dir()), None)
         if support_dir is None:
             raise UserError(f"{where}: board support folder {support!r} not found",
                             f"create {candidates[0]} with the board's startup and UART sources")
         memory = tuple(Region(m["name"], m["kind"], int(m["origin"]), int(m["length"])) for m in data["memory"])
+        flash = data.get("flash", {})
+        methods = tuple(flash.get("methods", ()))
         board = Board(
-            name=data["name"], description=data.get("description", ""), support_dir=support_dir,
-            clock_hz=int(data["clock_hz"]), stack_bytes=int(data["stack_bytes"]), memory=memory,
-            flash=data.get("flash", "none"), qemu=tuple(data.get("qemu", ())),
+            name=data["name"], description=data.get("description", ""), cpu=data["cpu"],
+            support_dir=support_dir, clock_hz=int(data["clock_hz"]), stack_bytes=int(data["stack_bytes"]),
+            memory=memory, flash_methods=methods,
+            flash_options={k: v for k, v in flash.items() if isinstance(v, dict)},
+            defines=dict(data.get("defines", {})), emulator=tuple(data.get("emulator", ())),
+            platformio=dict(data.get("platformio", {})), path=path.resolve(),
         )
     except KeyError as e:
         raise UserError(f"{where}: missing key {e.args[0]!r}",
-                        "see targets/cortex-m7.toml for the keys a board needs") from None
+                        "see targets/boards/nucleo-f767zi.toml for the keys a board needs") from None
     for kind in ("flash", "ram"):
         if sum(r.kind == kind for r in memory) != 1:
             raise UserError(f"{where}: needs exactly one memory region of kind {kind!r}",
-                            "declare one [[board.memory]] with kind = 'flash' and one with kind = 'ram'")
+                            "declare one [[memory]] with kind = 'flash' and one with kind = 'ram'")
+    unknown = [m for m in methods if m not in FLASH_METHODS]
+    if unknown:
+        raise UserError(f"{where}: unknown flash method {unknown[0]!r}", f"use some of: {', '.join(FLASH_METHODS)}")
+    if "qemu" in methods and not board.emulated:
+        raise UserError(f"{where}: flash method 'qemu' needs an emulator command line",
+                        "add emulator = [\"qemu-system-arm\", \"-M\", MACHINE]")
     return board
 
 
-def load(name: str | Path) -> Target:
+def load_board(name: str | Path, relative_to: Path | None = None) -> Board:
+    """A board by name (targets/boards/<name>.toml, or beside ``relative_to``) or TOML path."""
+    path = Path(name)
+    if path.suffix != ".toml":
+        candidates = ([relative_to / "boards" / f"{name}.toml"] if relative_to else []) + \
+                     [boards_dir() / f"{name}.toml"]
+        path = next((c for c in candidates if c.is_file()), None)
+        if path is None:
+            raise UserError(f"unknown board {str(name)!r}",
+                            f"choose one of: {', '.join(available_boards())} (see `edgert targets`), "
+                            "or give a board .toml file")
+    elif not path.is_file():
+        raise UserError(f"{path}: no such board file", "check the path, or name a built-in board")
+    return _board(_read_toml(path), path, str(path))
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"{path}: not valid TOML ({e})", "fix the file's syntax") from None
+
+
+def load(name: str | Path, board: str | Path | None = None) -> Target:
+    """A target by name or TOML path; ``board`` (a name or board TOML) replaces the target's
+    default board, and must have the target's CPU."""
     path = Path(name)
     if path.suffix != ".toml":
         path = targets_dir() / f"{name}.toml"
@@ -100,20 +162,29 @@ def load(name: str | Path) -> Target:
                             f"choose one of: {', '.join(available())} (see `edgert targets`), or give a .toml file")
     elif not path.is_file():
         raise UserError(f"{path}: no such target file", "check the path, or name a built-in target")
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except tomllib.TOMLDecodeError as e:
-        raise UserError(f"{path}: not valid TOML ({e})", "fix the file's syntax") from None
+    data = _read_toml(path)
     try:
         kind = data["kind"]
         if kind not in KINDS:
             raise UserError(f"{path}: unknown kind {kind!r}", f"use one of: {', '.join(KINDS)}")
-        board = _board(data["board"], path) if kind != "host" else None
+        if kind == "host":
+            if board is not None:
+                raise UserError(f"target {data['name']} runs on this machine; it takes no --board",
+                                "drop --board, or choose a board target such as cortex-m7")
+            chosen = None
+        elif board is not None:
+            chosen = load_board(board, path.parent)
+            if chosen.cpu != data["name"]:
+                raise UserError(f"board {chosen.name} has a {chosen.cpu}, target {data['name']} builds for another CPU",
+                                f"use --target {chosen.cpu} with --board {chosen.name}")
+        elif isinstance(data["board"], str):
+            chosen = load_board(data["board"], path.parent)
+        else:
+            chosen = _board(data["board"], path, f"{path} [board]")
         return Target(
             name=data["name"], kind=kind, description=data.get("description", ""),
             cc=data["cc"], cflags=tuple(data.get("cflags", ())), ldflags=tuple(data.get("ldflags", ())),
-            objcopy=data.get("objcopy", ""), board=board, path=path.resolve(), raw=data,
+            objcopy=data.get("objcopy", ""), board=chosen, path=path.resolve(), raw=data,
         )
     except KeyError as e:
         raise UserError(f"{path}: missing key {e.args[0]!r}", "see targets/host.toml for the required keys") from None

@@ -20,7 +20,7 @@ from edgert.device import protocol
 from edgert.errors import ResourceError, ToolchainError
 from edgert.targets import Board, Target
 
-RUNTIME_SOURCES = ("main.c", "server.c", "framing.c", "timer_cortexm.c")
+RUNTIME_SOURCES = ("main.c", "server.c", "framing.c", "timer_cortexm.c", "startup_cortexm.c")
 MODEL_SOURCES = ("model.c", "kernels.c", "weights.c")
 FIRMWARE_DIR = "firmware"
 # How the model is compiled into any firmware: its layer hook calls the runtime's profiler.
@@ -50,7 +50,7 @@ MEMORY
 ENTRY(Reset_Handler)
 SECTIONS
 {{
-  .vectors : {{ KEEP(*(.vectors)) }} > {flash.name}
+  .vectors : {{ KEEP(*(.vectors)) KEEP(*(.vectors_irq)) }} > {flash.name}
   .text : {{ *(.text*) *(.glue_7*) *(.init) *(.fini) KEEP(*(.init_array*)) KEEP(*(.fini_array*)) }} > {flash.name}
   .rodata : ALIGN(16) {{ *(.rodata*) }} > {flash.name}
   .ARM.exidx : {{ *(.ARM.exidx*) }} > {flash.name}
@@ -88,6 +88,15 @@ def _tool(name: str) -> str:
     return path
 
 
+def board_defines(board: Board) -> list[str]:
+    """-D flags for the board support C: the core clock and the board's [defines] table."""
+    flags = [f"-DEDGERT_CLOCK_HZ={board.clock_hz}u"]
+    for key, value in board.defines.items():
+        flags.append(f"-D{key}={value}" if not isinstance(value, int) or isinstance(value, bool)
+                     else f"-D{key}=0x{value:X}u")
+    return flags
+
+
 _OVERFLOW = re.compile(r"region [`']?(\w+)'? overflowed by (\d+) bytes")
 
 
@@ -104,7 +113,7 @@ def build_firmware(build_dir: Path, target: Target, meta: dict) -> dict:
               [rt / s for s in RUNTIME_SOURCES] + sorted(board.support_dir.glob("*.c"))
     cmd = [_tool(target.cc), *target.cflags,
            f"-I{build_dir}", f"-I{rt}", f"-I{board.support_dir}",
-           f"-DEDGERT_CLOCK_HZ={board.clock_hz}u",
+           *board_defines(board),
            *HOOK_FLAGS,
            *map(str, sources), "-T", str(fw / "linker.ld"), f"-Wl,-Map={fw / 'firmware.map'}",
            *target.ldflags, "-o", str(fw / ELF), "-lm"]

@@ -53,9 +53,10 @@ def firmware_path(build) -> Path:
 
 def start_emulated(build, *, detach: bool) -> emulator.RunningBoard:
     board = build.target.board
-    if board.flash != "qemu" or not board.qemu:
-        raise UserError(f"board {board.name} has no emulator", "pass --port with the serial port of a real board")
-    return emulator.start(build.dir, board.qemu, firmware_path(build), board.name, detach=detach)
+    if not board.emulated:
+        raise UserError(f"board {board.name} is a real board, not an emulated one",
+                        "pass --port with its serial port (see `edgert doctor`)")
+    return emulator.start(build.dir, board.emulator, firmware_path(build), board.name, detach=detach)
 
 
 @contextlib.contextmanager

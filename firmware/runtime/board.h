@@ -16,6 +16,10 @@ void board_init(void);
  * Returns -1 only when the line is gone for good (the host build's stdin closed). */
 int board_getc(void);
 
+/* Microcontroller boards: the next byte from the host if one has arrived, else -1 at
+ * once (for code that keeps its own time, such as the bootloader's byte timeout). */
+int board_poll(void);
+
 /* Send bytes to the host; returns when they are all handed to the UART. */
 void board_write(const uint8_t *data, size_t n);
 

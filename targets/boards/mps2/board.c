@@ -23,6 +23,11 @@
 
 void board_uart_rx_irq(void) { UART_INTCLEAR = INT_RX; }
 
+/* The interrupt vectors after the core's (startup_cortexm.c): IRQ 0 is UART0 receive. */
+__attribute__((section(".vectors_irq"), used)) void (*const board_irq_vectors[])(void) = {
+    board_uart_rx_irq,
+};
+
 void board_init(void) {
   UART_BAUDDIV = EDGERT_CLOCK_HZ / 115200u;
   UART_CTRL = CTRL_TX_EN | CTRL_RX_EN | CTRL_RX_INT_EN;
@@ -42,6 +47,8 @@ int board_getc(void) {
     __asm__ volatile("cpsie i" ::: "memory");
   }
 }
+
+int board_poll(void) { return (UART_STATE & STATE_RX_FULL) ? (int)(UART_DATA & 0xFFu) : -1; }
 
 void board_write(const uint8_t *data, size_t n) {
   for (size_t i = 0; i < n; i++) {
