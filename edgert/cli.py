@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from edgert.errors import EdgertError, UserError
+from edgert.targets import FLASH_METHODS
 
 EXIT_OK, EXIT_BUG = 0, 1
 
@@ -141,7 +142,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_flash(args) -> int:
-    from edgert import api
+    from edgert import api, flashing
     from edgert.device import board as boards
 
     b = api.load_build(args.build)
@@ -149,8 +150,30 @@ def cmd_flash(args) -> int:
         stopped = boards.stop(b)
         print(f"stopped the emulated board of {b.dir}" if stopped else f"no emulated board was running for {b.dir}")
         return EXIT_OK
-    running, hello = boards.flash(b, args.port, **_device_options(args))
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if not sys.stderr.isatty():
+            return
+        if bar is None:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, unit="B", unit_scale=True, desc="flashing", file=sys.stderr)
+        bar.update(done - bar.n)
+
+    options = {k: v for k, v in (("key", args.key), ("probe_tool", args.probe_tool)) if v is not None}
+    try:
+        result = flashing.flash(b, args.method, args.port, progress=progress, **_device_options(args), **options)
+    finally:
+        if bar is not None:
+            bar.close()
     model = b.report["summary"]["model"]
+    stats = result.stats
+    if stats is not None:
+        print(f"flashed {stats.bytes_written:,} bytes by {result.method}"
+              + (f", read back and verified, {stats.retries} retries" if result.method == "serial-stm32" else ""))
+    running, hello = result.running, result.hello
     if running is not None:
         print(f"emulated board {running.board} runs {model} ({b.dir / b.meta['firmware']})")
         print(f"  reachable at {running.url} (pid {running.pid}); `edgert run/validate {b.dir}` use it")
@@ -265,9 +288,16 @@ def make_parser() -> argparse.ArgumentParser:
     _add_device_args(s)
     s.set_defaults(func=cmd_run)
 
-    s = sub.add_parser("flash", help="start the emulated board with a build's firmware, or check a board runs it")
+    s = sub.add_parser("flash", help="put a build's firmware on its board (emulated, serial bootloader, SMP, probe)")
     s.add_argument("build")
     _add_device_args(s)
+    s.add_argument("--method", choices=FLASH_METHODS,
+                   help="how to program the board (default: the first its profile lists that fits; "
+                        "qemu for the emulated board without --port)")
+    s.add_argument("--key", help="--method smp: the imgtool signing key (.pem); default: an unsigned image "
+                                 "(hash only), which MCUboot accepts only when built without signature checks")
+    s.add_argument("--probe-tool", choices=["pyocd", "openocd"],
+                   help="--method probe: the tool (default: pyOCD if installed, else OpenOCD)")
     s.add_argument("--stop", action="store_true", help="stop the emulated board started for this build")
     s.set_defaults(func=cmd_flash)
 

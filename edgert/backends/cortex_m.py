@@ -80,7 +80,7 @@ def _nbytes(spec: dict) -> int:
     return math.prod(spec["shape"]) * np.dtype(spec["dtype"]).itemsize
 
 
-def _tool(name: str) -> str:
+def tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
         raise ToolchainError(f"{name} is not installed",
@@ -111,7 +111,7 @@ def build_firmware(build_dir: Path, target: Target, meta: dict) -> dict:
     rt = runtime_dir()
     sources = [build_dir / s for s in MODEL_SOURCES] + [fw / "model_desc.c"] + \
               [rt / s for s in RUNTIME_SOURCES] + sorted(board.support_dir.glob("*.c"))
-    cmd = [_tool(target.cc), *target.cflags,
+    cmd = [tool(target.cc), *target.cflags,
            f"-I{build_dir}", f"-I{rt}", f"-I{board.support_dir}",
            *board_defines(board),
            *HOOK_FLAGS,
@@ -127,7 +127,7 @@ def build_firmware(build_dir: Path, target: Target, meta: dict) -> dict:
         tail = "\n".join(proc.stderr.strip().splitlines()[-8:])
         raise ToolchainError(f"building the firmware failed:\n{tail}",
                              f"this is an edgert bug; the command was: {' '.join(cmd)}")
-    objcopy = _tool(target.objcopy)
+    objcopy = tool(target.objcopy)
     for fmt, suffix in (("binary", "bin"), ("ihex", "hex")):
         subprocess.run([objcopy, "-O", fmt, str(fw / ELF), str(fw / f"firmware.{suffix}")], check=True)
     return memory_report(fw / ELF, board)

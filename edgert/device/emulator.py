@@ -142,6 +142,16 @@ def running(build_dir: Path) -> RunningBoard | None:
     return b
 
 
+def record_image(build_dir: Path, elf: Path) -> RunningBoard:
+    """Note that the running board now runs ``elf`` (a bootloader has just started it)."""
+    b = running(build_dir)
+    if b is None:
+        raise DeviceError("the emulated board stopped", f"see {build_dir / LOG_FILE}")
+    b.elf = str(elf)
+    (build_dir / STATE_FILE).write_text(json.dumps(b.__dict__, indent=2) + "\n")
+    return b
+
+
 def _is_qemu(pid: int) -> bool:
     try:
         return "qemu" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")

@@ -28,12 +28,15 @@ class Transport:
 
 
 class SerialTransport(Transport):
-    def __init__(self, url: str):
+    """8 data bits, one stop bit; no parity unless asked (the STM32 bootloader wants even).
+    Parity and baud rate mean nothing to a socket:// link and pyserial ignores them there."""
+
+    def __init__(self, url: str, *, baudrate: int = BAUDRATE, parity: str = "N"):
         import serial
 
         self.url = url
         try:
-            self._port = serial.serial_for_url(url, baudrate=BAUDRATE, timeout=0.1, do_not_open=False)
+            self._port = serial.serial_for_url(url, baudrate=baudrate, parity=parity, timeout=0.1, do_not_open=False)
         except (serial.SerialException, ValueError, OSError) as e:
             hint = ("is the board plugged in? list ports with `python -m serial.tools.list_ports`"
                     if not url.startswith("socket://") else
@@ -56,6 +59,13 @@ class SerialTransport(Transport):
                 return b""
             waiting = min(self._port.in_waiting, n - 1)
             return first + (self._port.read(waiting) if waiting > 0 else b"")
+        except Exception as e:
+            raise DeviceError(f"reading from {self.url} failed: {e}", "check the connection to the board") from None
+
+    def drain(self) -> None:
+        """Drop whatever has arrived and not been read."""
+        try:
+            self._port.reset_input_buffer()
         except Exception as e:
             raise DeviceError(f"reading from {self.url} failed: {e}", "check the connection to the board") from None
 

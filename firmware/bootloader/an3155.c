@@ -45,32 +45,35 @@
 #define SYST_CSR REG(0xE000E010u)
 #define SYST_RVR REG(0xE000E014u)
 #define SYST_CVR REG(0xE000E018u)
+#define SCB_ICSR REG(0xE000ED04u)
 #define SCB_VTOR REG(0xE000ED08u)
 
 static const uint8_t commands[] = {CMD_GET, CMD_GET_VERSION, CMD_GET_ID, CMD_READ, CMD_GO, CMD_WRITE, CMD_EXT_ERASE};
 
-/* A byte from the host, or -1 when none arrives for BYTE_TIMEOUT_MS (SysTick counts
- * milliseconds on the core clock). */
-static int getc_timeout(void) {
-  SYST_RVR = EDGERT_CLOCK_HZ / 1000u - 1u;
-  SYST_CVR = 0;
-  SYST_CSR = 5u; /* core clock, enabled, no interrupt */
-  uint32_t ms = 0;
+/* Milliseconds from SysTick's interrupt. Waiting sleeps in WFI, woken by the UART's
+ * receive interrupt or the next tick; an emulator advances its clock in real time while
+ * the core sleeps, so the byte timeout is real time too. */
+static volatile uint32_t ms_ticks;
+
+void SysTick_Handler(void) { ms_ticks++; }
+
+/* A byte from the host; -1 when none arrives for ``timeout_ms`` (0: wait for ever). */
+static int getc_within(uint32_t timeout_ms) {
+  uint32_t start = ms_ticks;
   for (;;) {
+    __asm__ volatile("cpsid i" ::: "memory");
     int c = board_poll();
-    if (c >= 0) return c;
-    if (SYST_CSR & (1u << 16)) { /* COUNTFLAG: one more millisecond */
-      if (++ms >= BYTE_TIMEOUT_MS) return -1;
+    if (c >= 0 || (timeout_ms && ms_ticks - start >= timeout_ms)) {
+      __asm__ volatile("cpsie i" ::: "memory");
+      return c;
     }
+    __asm__ volatile("wfi");
+    __asm__ volatile("cpsie i" ::: "memory"); /* the pending interrupt runs here */
   }
 }
 
-static int getc_wait(void) {
-  int c;
-  while ((c = board_poll()) < 0) {
-  }
-  return c;
-}
+static int getc_timeout(void) { return getc_within(BYTE_TIMEOUT_MS); }
+static int getc_wait(void) { return getc_within(0); }
 
 static void put(uint8_t b) { board_write(&b, 1); }
 
@@ -115,12 +118,12 @@ static void cmd_get_id(void) {
 static void cmd_read(void) {
   put(ACK);
   int64_t addr = get_address();
-  if (addr < 0) { put(NACK); return; }
+  if (addr < 0 || (!in_flash((uint32_t)addr, 1) && !in_ram((uint32_t)addr, 1))) { put(NACK); return; }
+  put(ACK);
   int n = getc_timeout(), check = getc_timeout();
   if (n < 0 || check < 0 || (uint8_t)check != (uint8_t)~n) { put(NACK); return; }
   uint32_t count = (uint32_t)n + 1u;
   if (!in_flash((uint32_t)addr, count) && !in_ram((uint32_t)addr, count)) { put(NACK); return; }
-  put(ACK);
   put(ACK);
   board_write((const uint8_t *)(uintptr_t)addr, count);
 }
@@ -202,19 +205,27 @@ static void cmd_go(void) {
   int pc_ok = (pc & 1u) && in_flash(pc & ~1u, 2);
   if (!sp_ok || !pc_ok) { put(NACK); return; }
   put(ACK);
-  SYST_CSR = 0;
   __asm__ volatile("cpsid i" ::: "memory");
+  SYST_CSR = 0;
+  SCB_ICSR = 1u << 25; /* PENDSTCLR: no tick left pending for the application */
   SCB_VTOR = (uint32_t)addr;
   __asm__ volatile("msr msp, %0\n dsb\n isb\n cpsie i\n bx %1" : : "r"(sp), "r"(pc) : "memory");
 }
 
 int main(void) {
   board_init();
+  SYST_RVR = EDGERT_CLOCK_HZ / 1000u - 1u;
+  SYST_CVR = 0;
+  SYST_CSR = 7u; /* core clock, interrupt, enabled */
   while (getc_wait() != SYNC) {
   }
   put(ACK);
   for (;;) {
     int cmd = getc_wait();
+    if (cmd == SYNC) { /* synchronised already: NACK at once, as ST's bootloader does */
+      put(NACK);
+      continue;
+    }
     int complement = getc_timeout();
     if (complement < 0 || (uint8_t)complement != (uint8_t)~cmd) {
       put(NACK);

@@ -8,7 +8,7 @@
 extern uint32_t _sidata, _sdata, _edata, _sbss, _ebss, _estack;
 int main(void);
 void Reset_Handler(void);
-void SysTick_Handler(void) {}
+void SysTick_Handler(void);
 static void Fault_Handler(void) {
   for (;;) {
   }
