@@ -63,6 +63,7 @@ static void pin_af(uint32_t base, uint32_t pin, uint32_t af) {
 #define FLASH_ACR REG(0x40023C00u)
 
 static void clock_init(void) {
+  if (((RCC_CFGR >> 2) & 3u) == 2u) return;      /* a bootloader (MCUboot) already runs us from the PLL */
   RCC_APB1ENR |= 1u << 28;                       /* PWREN */
   PWR_CR1 |= 3u << 14;                           /* VOS: scale 1 */
   RCC_PLLCFGR = (PLL_M << 0) | (PLL_N << 6) | (((PLL_P / 2u) - 1u) << 16) | (0u << 22) /* PLLSRC = HSI */
