@@ -174,6 +174,10 @@ def cmd_flash(args) -> int:
         print(f"flashed {stats.bytes_written:,} bytes by {result.method}"
               + (f", read back and verified, {stats.retries} retries" if result.method == "serial-stm32" else ""))
     running, hello = result.running, result.hello
+    if hello is None:
+        print(f"not checked: give --port to ask the board for its model, or run "
+              f"`edgert flash {b.dir} --method none --port PORT`")
+        return EXIT_OK
     if running is not None:
         print(f"emulated board {running.board} runs {model} ({b.dir / b.meta['firmware']})")
         print(f"  reachable at {running.url} (pid {running.pid}); `edgert run/validate {b.dir}` use it")
@@ -254,6 +258,26 @@ def cmd_targets(args) -> int:
     return EXIT_OK
 
 
+def cmd_export(args) -> int:
+    from edgert import api, export
+
+    b = api.load_build(args.build)
+    out = export.export_platformio(b, Path(args.output))
+    files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    print(f"PlatformIO project for {b.target.board.name} in {out}/ ({len(files)} files)")
+    print(f"  build and upload: cd {out} && pio run -t upload")
+    print(f"  then: edgert validate {b.dir} --port <the board's serial port>")
+    return EXIT_OK
+
+
+def cmd_doctor(args) -> int:
+    from edgert import doctor
+
+    checks = doctor.run_checks()
+    print(doctor.format_checks(checks))
+    return EXIT_OK if all(c.found for c in checks if c.required) else 2
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -329,8 +353,18 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", help="also write the results to this file")
     s.set_defaults(func=cmd_bench)
 
-    s = sub.add_parser("targets", help="list targets")
+    s = sub.add_parser("targets", help="list targets and their boards")
     s.set_defaults(func=cmd_targets)
+
+    s = sub.add_parser("export", help="export a board build as a PlatformIO project")
+    s.add_argument("build")
+    s.add_argument("--platformio", action="store_true", required=True,
+                   help="the project format (PlatformIO is the one there is)")
+    s.add_argument("-o", "--output", required=True, help="the project folder to write")
+    s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("doctor", help="list serial ports, probes, toolchains and emulators, and what is missing")
+    s.set_defaults(func=cmd_doctor)
     return p
 
 

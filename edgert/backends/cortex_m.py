@@ -24,7 +24,7 @@ RUNTIME_SOURCES = ("main.c", "server.c", "framing.c", "timer_cortexm.c", "startu
 MODEL_SOURCES = ("model.c", "kernels.c", "weights.c")
 FIRMWARE_DIR = "firmware"
 # How the model is compiled into any firmware: its layer hook calls the runtime's profiler.
-HOOK_FLAGS = ("-DEDGERT_LAYER_HOOK(layer,phase)=edgert_layer_hook(layer,phase)", "-include", "server.h")
+HOOK_FLAGS = ("-include", "edgert_hook.h")
 ELF = "firmware.elf"
 
 
@@ -88,6 +88,23 @@ def tool(name: str) -> str:
     return path
 
 
+def compile_flags(target: Target) -> list[str]:
+    """How every firmware source is compiled for ``target`` and its board (include paths
+    aside): the target's flags, the board's defines, the model's layer hook."""
+    return [*target.cflags, *board_defines(target.board), *HOOK_FLAGS]
+
+
+def link_flags(target: Target) -> list[str]:
+    return [*target.ldflags, "-lm"]
+
+
+def firmware_sources(build_dir: Path, board: Board) -> list[Path]:
+    """Every C source of a build's firmware: the model, its HELLO descriptor, the runtime,
+    the board support."""
+    return [build_dir / s for s in MODEL_SOURCES] + [build_dir / FIRMWARE_DIR / "model_desc.c"] + \
+           [runtime_dir() / s for s in RUNTIME_SOURCES] + sorted(board.support_dir.glob("*.c"))
+
+
 def board_defines(board: Board) -> list[str]:
     """-D flags for the board support C: the core clock and the board's [defines] table."""
     flags = [f"-DEDGERT_CLOCK_HZ={board.clock_hz}u"]
@@ -109,14 +126,10 @@ def build_firmware(build_dir: Path, target: Target, meta: dict) -> dict:
     (fw / "linker.ld").write_text(linker_script(board))
     (fw / "model_desc.c").write_text(model_desc_c(meta))
     rt = runtime_dir()
-    sources = [build_dir / s for s in MODEL_SOURCES] + [fw / "model_desc.c"] + \
-              [rt / s for s in RUNTIME_SOURCES] + sorted(board.support_dir.glob("*.c"))
-    cmd = [tool(target.cc), *target.cflags,
-           f"-I{build_dir}", f"-I{rt}", f"-I{board.support_dir}",
-           *board_defines(board),
-           *HOOK_FLAGS,
+    sources = firmware_sources(build_dir, board)
+    cmd = [tool(target.cc), *compile_flags(target), f"-I{build_dir}", f"-I{rt}", f"-I{board.support_dir}",
            *map(str, sources), "-T", str(fw / "linker.ld"), f"-Wl,-Map={fw / 'firmware.map'}",
-           *target.ldflags, "-o", str(fw / ELF), "-lm"]
+           *link_flags(target), "-o", str(fw / ELF)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         over = _OVERFLOW.findall(proc.stderr)

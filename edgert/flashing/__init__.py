@@ -7,8 +7,9 @@
     probe         SWD through pyOCD, or OpenOCD where pyOCD is not installed
     none          program nothing; check the board at --port already runs this build
 
-Every method ends the same way: the board's HELLO is checked against the build (protocol
-version, model hash), so a flash that "succeeded" but left another model running fails.
+Every method ends the same way where there is a serial port to ask: the board's HELLO is
+checked against the build (protocol version, model hash), so a flash that "succeeded" but
+left another model running fails. (A probe needs no port; without one, nothing is checked.)
 
     result = flash(build, method=None, port=None)
 """
@@ -29,7 +30,7 @@ ALWAYS = ("none",)  # methods every board has
 @dataclass
 class FlashResult:
     method: str
-    hello: P.Hello
+    hello: P.Hello | None                          # None: programmed, not checked (no port)
     running: emulator.RunningBoard | None = None   # an emulated board left running
     stats: object | None = None                    # what the method reports (bytes, retries)
 
@@ -82,9 +83,8 @@ def flash(build, method: str | None = None, port: str | None = None, *, timeout:
         stats = probe.flash(build, **options)
     else:  # choose_method only returns methods of FLASH_METHODS
         raise AssertionError(method)
-    if port is None:
-        raise UserError(f"{build.dir} was flashed by {method}; edgert needs the board's serial port to check it",
-                        "pass --port with the board's serial port (the ST-LINK virtual COM port)")
+    if port is None:  # programmed; nothing to talk to the board over
+        return FlashResult(method, None, None, stats)
     with boards.connect(build, port, timeout=timeout, trace=trace) as b:
         return FlashResult(method, b.hello, None, stats)
 
