@@ -162,9 +162,9 @@ def cmd_flash(args) -> int:
             bar = tqdm(total=total, unit="B", unit_scale=True, desc="flashing", file=sys.stderr)
         bar.update(done - bar.n)
 
-    options = {k: v for k, v in (("key", args.key), ("probe_tool", args.probe_tool)) if v is not None}
     try:
-        result = flashing.flash(b, args.method, args.port, progress=progress, **_device_options(args), **options)
+        result = flashing.flash(b, args.method, args.port, progress=progress, key=args.key,
+                                probe_tool=args.probe_tool, **_device_options(args))
     finally:
         if bar is not None:
             bar.close()

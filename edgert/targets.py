@@ -1,8 +1,10 @@
-"""Targets as data: targets/<name>.toml describes a CPU, its compiler flags and its board.
+"""Targets and boards as data. targets/<name>.toml describes a CPU and its compiler flags
+and names its default board; targets/boards/<name>.toml is a board profile (memory map,
+clock, the UART's wiring as defines for its support C, flash methods, PlatformIO board).
 
 This module only reads and validates those files; building for a target lives in the
-backend named by the file's ``kind``. A target is named (``cortex-m7``, from edgert's
-targets/ folder) or given as a path to a TOML file of the same shape (a new board).
+backend named by the file's ``kind``. Either is named (``cortex-m7``, ``nucleo-f767zi``)
+or given as a path to a TOML file of the same shape (a new target or board).
 """
 from __future__ import annotations
 
@@ -129,10 +131,15 @@ def _board(data: dict, path: Path, where: str) -> Board:
 
 def load_board(name: str | Path, relative_to: Path | None = None) -> Board:
     """A board by name (targets/boards/<name>.toml, or beside ``relative_to``) or TOML path."""
+    path = _board_path(name, relative_to)
+    return _board(_board_data(path), path, str(path))
+
+
+def _board_path(name: str | Path, relative_to: Path | None) -> Path:
     path = Path(name)
     if path.suffix != ".toml":
-        candidates = ([relative_to / "boards" / f"{name}.toml"] if relative_to else []) + \
-                     [boards_dir() / f"{name}.toml"]
+        candidates = ([relative_to / f"{name}.toml", relative_to / "boards" / f"{name}.toml"] if relative_to else []) \
+                     + [boards_dir() / f"{name}.toml"]
         path = next((c for c in candidates if c.is_file()), None)
         if path is None:
             raise UserError(f"unknown board {str(name)!r}",
@@ -140,7 +147,19 @@ def load_board(name: str | Path, relative_to: Path | None = None) -> Board:
                             "or give a board .toml file")
     elif not path.is_file():
         raise UserError(f"{path}: no such board file", "check the path, or name a built-in board")
-    return _board(_read_toml(path), path, str(path))
+    return path
+
+
+def _board_data(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """The board's table; ``base = "other-board"`` starts from that board's, each top-level
+    key of this file (a whole table such as [flash] or the memory list) replacing the base's."""
+    data = _read_toml(path)
+    if "base" not in data:
+        return data
+    if path.resolve() in seen:
+        raise UserError(f"{path}: board bases form a loop", "make `base` name a board that does not lead back here")
+    base = _board_data(_board_path(data["base"], path.parent), (*seen, path.resolve()))
+    return {**base, **{k: v for k, v in data.items() if k != "base"}}
 
 
 def _read_toml(path: Path) -> dict:

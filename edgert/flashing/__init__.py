@@ -55,13 +55,21 @@ def choose_method(board, method: str | None, port: str | None) -> str:
 
 
 def flash(build, method: str | None = None, port: str | None = None, *, timeout: float = DEFAULT_TIMEOUT,
-          trace: bool = False, progress: Callable[[int, int], None] | None = None, **options) -> FlashResult:
+          trace: bool = False, progress: Callable[[int, int], None] | None = None, key: str | None = None,
+          probe_tool: str | None = None, retries: int = 3) -> FlashResult:
     """Program ``build`` onto its board by ``method`` and check it answers. ``progress`` is
-    called with (bytes done, bytes in all) while an image moves."""
+    called with (bytes done, bytes in all) while an image moves. ``key`` signs for smp,
+    ``probe_tool`` picks pyOCD or OpenOCD for probe, ``retries`` bounds serial-stm32's."""
     from edgert.device import board as boards
 
     board = build.target.board
+    if board is None:
+        raise UserError(f"{build.dir} is a host build; there is no firmware to flash",
+                        "rebuild for a board: --target cortex-m7")
     method = choose_method(board, method, port)
+    for value, flag, owner in ((key, "--key", "smp"), (probe_tool, "--probe-tool", "probe")):
+        if value is not None and method != owner:
+            raise UserError(f"{flag} applies to --method {owner}, not {method}", f"drop {flag}, or use --method {owner}")
     if method == "qemu":
         if port is not None:
             raise UserError("--method qemu starts the emulated board; it takes no --port",
@@ -72,15 +80,15 @@ def flash(build, method: str | None = None, port: str | None = None, *, timeout:
         running, hello = boards.flash(build, port, timeout=timeout, trace=trace)
         return FlashResult(method, hello, running)
     if method == "serial-stm32":
-        return _serial_stm32(build, port, timeout=timeout, trace=trace, progress=progress, **options)
+        return _serial_stm32(build, port, timeout=timeout, trace=trace, progress=progress, retries=retries)
     if method == "smp":
         from . import smp
 
-        stats = smp.flash(build, _need_port(port, method), progress=progress, **options)
+        stats = smp.flash(build, _need_port(port, method), progress=progress, key=key)
     elif method == "probe":
         from . import probe
 
-        stats = probe.flash(build, **options)
+        stats = probe.flash(build, probe_tool=probe_tool)
     else:  # choose_method only returns methods of FLASH_METHODS
         raise AssertionError(method)
     if port is None:  # programmed; nothing to talk to the board over
@@ -96,7 +104,7 @@ def _need_port(port: str | None, method: str) -> str:
     return port
 
 
-def _serial_stm32(build, port, *, timeout, trace, progress, retries: int = 3) -> FlashResult:
+def _serial_stm32(build, port, *, timeout, trace, progress, retries) -> FlashResult:
     from edgert.device import board as boards
     from edgert.device.transport import SerialTransport
 

@@ -48,7 +48,7 @@ def choose_tool(probe_tool: str | None) -> str:
                          "pip install pyocd (or apt-get install openocd)")
 
 
-def flash(build, *, probe_tool: str | None = None, **_ignored) -> Stats:
+def flash(build, *, probe_tool: str | None = None) -> Stats:
     board = build.target.board
     opts = board.options("probe")
     hex_path = (build.dir / build.meta["firmware"]).with_suffix(".hex")

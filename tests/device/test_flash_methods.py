@@ -73,3 +73,8 @@ def test_doctor_reports_what_is_here_and_what_is_missing(capsys):
     assert main(["doctor"]) == 0
     out = capsys.readouterr().out
     assert "debug probes:" in out and "serial ports:" in out and "everything edgert needs is here" in out
+
+
+def test_options_of_another_method_are_refused(f767_build, capsys):
+    rc = main(["flash", str(f767_build.dir), "--method", "serial-stm32", "--port", "/dev/null", "--key", "k.pem"])
+    assert rc == 2 and "--key applies to --method smp, not serial-stm32" in capsys.readouterr().err
