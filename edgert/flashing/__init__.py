@@ -77,8 +77,8 @@ def flash(build, method: str | None = None, port: str | None = None, *, timeout:
         running, hello = boards.flash(build, None, timeout=timeout, trace=trace)
         return FlashResult(method, hello, running)
     if method == "none":
-        running, hello = boards.flash(build, port, timeout=timeout, trace=trace)
-        return FlashResult(method, hello, running)
+        _, hello = boards.flash(build, _need_port(port, method), timeout=timeout, trace=trace)
+        return FlashResult(method, hello)
     if method == "serial-stm32":
         return _serial_stm32(build, port, timeout=timeout, trace=trace, progress=progress, retries=retries)
     if method == "smp":

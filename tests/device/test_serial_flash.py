@@ -64,6 +64,9 @@ def test_cli_flashes_over_serial_and_validates(m7_build, capsys):
         assert "read back and verified, 0 retries" in out
         assert main(["validate", d, "--random", "5"]) == 0
         assert "5 samples vs TFLM" in (out := capsys.readouterr().out) and "bit-exact        100.0%" in out
+        url = emulator.running(m7_build.dir).url  # --method none: only check what runs there
+        assert main(["flash", d, "--method", "none", "--port", url]) == 0
+        assert f"the board at {url} runs hello_world_int8" in capsys.readouterr().out
     finally:
         main(["flash", "--stop", d])
 
