@@ -14,6 +14,7 @@ import numpy as np
 from edgert.errors import ModelFormatError, UnsupportedError
 from edgert.ir import DType, Graph, Op, QuantParams, Tensor, verify
 
+from . import lce
 from ._tflite_schema import schema as fb
 
 _BUILTIN_NAMES = {v: k for k, v in vars(fb.BuiltinOperator).items() if not k.startswith("_")}
@@ -78,7 +79,7 @@ class _Reader:
     def opcode_name(self, op) -> str:
         oc = self.model.operatorCodes[op.opcodeIndex]
         if oc.customCode:
-            return "CUSTOM:" + oc.customCode.decode(errors="replace")
+            return oc.customCode.decode(errors="replace")  # a custom op is named by its custom code
         code = max(oc.builtinCode, oc.deprecatedBuiltinCode)
         return _BUILTIN_NAMES.get(code, f"BUILTIN_{code}")
 
@@ -162,6 +163,8 @@ def _translate(r: _Reader, idx: int, op, opname: str, g_tensors: dict) -> Op:
             )
         return data
 
+    if opname in lce.OPS:
+        return lce.translate(opname, ins, outs, op.customOptions, g_tensors, where)
     if opname == "CONV_2D":
         w = g_tensors[ins[1]]
         return Op("conv2d", ins[:3], outs, {**_spatial(o, x, w.shape[1], w.shape[2]), "act": _act(o, where)})
@@ -214,12 +217,12 @@ def _translate(r: _Reader, idx: int, op, opname: str, g_tensors: dict) -> Op:
     raise AssertionError(f"no translation for {opname}")  # guarded by SUPPORTED_OPS
 
 
-#: TFLite op codes this converter translates. Whether a given instance compiles is then
+#: TFLite op codes (and Larq Compute Engine custom op codes) this converter translates. Whether a given instance compiles is then
 #: decided by edgert.kernels (dtype and quantization checks).
 SUPPORTED_OPS = (
     "ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "DEQUANTIZE",
     "FULLY_CONNECTED", "LOGISTIC", "MAX_POOL_2D", "MEAN", "MUL", "PAD", "PADV2", "QUANTIZE",
-    "RESHAPE", "SOFTMAX",
+    "RESHAPE", "SOFTMAX", *lce.OPS,
 )
 
 

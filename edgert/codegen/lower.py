@@ -17,6 +17,7 @@ from edgert.kernels.activation import ACCUM_INTEGER_BITS
 from edgert.kernels.elementwise import ADD_LEFT_SHIFT
 from edgert.plan.arena import ArenaPlan
 
+from . import lower_binary
 from . import te_fixedpoint as fx
 
 I32 = "int32"
@@ -478,6 +479,7 @@ _LOWER = {
     "reshape": _lower_copy,
     "pad": _lower_pad,
     "concat": _lower_concat,
+    **lower_binary.LOWER,
 }
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import activation, conv, elementwise, pool, quantize, shape
+from . import activation, binary, conv, elementwise, pool, quantize, shape
 
 REGISTRY: dict[str, ModuleType] = {
     "conv2d": conv,
@@ -26,6 +26,10 @@ REGISTRY: dict[str, ModuleType] = {
     "concat": shape,
     "quantize": quantize,
     "dequantize": quantize,
+    "lce_quantize": binary,
+    "lce_dequantize": binary,
+    "bconv2d": binary,
+    "bmaxpool2d": binary,
 }
 
 #: Ops whose output may share its first input's memory when that input dies at this op:

@@ -1,0 +1,150 @@
+"""TVM TE computations of the binary ops (semantics: edgert.kernels.binary).
+
+Bit-packed tensors are int32 words; the arithmetic on them is done in uint32 (XOR, shifts,
+popcount) so that bit 31 is an ordinary bit and no signed overflow can occur in C. popcount
+is TVM's ``tirx.popcount``, which edgert.codegen.c_emit lowers to a branch-free helper (the
+Cortex-M has no popcount instruction).
+"""
+from __future__ import annotations
+
+import numpy as np
+from tvm import te, tirx
+
+from edgert.ir import DType
+
+from .te_fixedpoint import clamp
+
+U32 = "uint32"
+I32 = "int32"
+WORD = 32
+
+
+def _inside(iy, ix, h: int, w: int):
+    return tirx.all(iy >= 0, iy < h, ix >= 0, ix < w)
+
+
+def _or_words(shape, channels: int, negative, name: str) -> te.Tensor:
+    """Pack: word [..., j] has bit b set where ``negative(..., 32 j + b)``; bits past
+    ``channels`` stay 0. The bits are disjoint, so their sum is their OR."""
+    b = te.reduce_axis((0, WORD), name="bit")
+
+    def word(*i):
+        c = i[-1] * WORD + b
+        bit = tirx.if_then_else(tirx.all(c < channels, negative(*i[:-1], c)),
+                                tirx.const(1, U32) << b.astype(U32), tirx.const(0, U32))
+        return te.sum(bit, axis=b)
+
+    packed = te.compute(shape, word, name=f"{name}_bits")
+    return te.compute(shape, lambda *i: tirx.reinterpret(I32, packed(*i)), name=name)
+
+
+def lower_quantize(c) -> te.Tensor:
+    op, g = c.op, c.g
+    x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
+    X = c.act(op.inputs[0])
+    channels = op.attrs["channels"]
+    if x.dtype is DType.F32:
+        negative = lambda *i: X(*i) < tirx.const(0.0, "float32")
+    else:
+        zp = op.attrs["in_zp"]
+        negative = lambda *i: X(*i).astype(I32) < zp
+    return _or_words(y.shape, channels, negative, "out")
+
+
+def lower_dequantize(c) -> te.Tensor:
+    op, g = c.op, c.g
+    y = g.tensor(op.outputs[0])
+    X = c.act(op.inputs[0])
+    a = op.attrs
+    dt = y.dtype.np_name
+    plus, minus = tirx.const(a["plus"], dt), tirx.const(a["minus"], dt)
+
+    def f(*i):
+        word = tirx.reinterpret(U32, X(*i[:-1], i[-1] // WORD))
+        bit = (word >> (i[-1] % WORD).astype(U32)) & tirx.const(1, U32)
+        return tirx.Select(bit != tirx.const(0, U32), minus, plus)
+
+    return te.compute(y.shape, f, name="out")
+
+
+def lower_bconv(c) -> te.Tensor:
+    op, g = c.op, c.g
+    a = op.attrs
+    x, w = g.tensor(op.inputs[0]), g.tensor(op.inputs[1])
+    y = g.tensor(op.outputs[0])
+    _, h, wd, nw = x.shape
+    cout, kh, kw, _ = w.shape
+    n, oh, ow = y.shape[0], y.shape[1], y.shape[2]
+    (sh, sw), (dh, dw), (pt, pl) = a["stride"], a["dilation"], a["pad"]
+    X = c.act(op.inputs[0])
+    W = c.act(op.inputs[1])
+    guard = any(a["pad"]) or (oh - 1) * sh + (kh - 1) * dh + 1 - pt > h or (ow - 1) * sw + (kw - 1) * dw + 1 - pl > wd
+    ry = te.reduce_axis((0, kh), name="ry")
+    rx = te.reduce_axis((0, kw), name="rx")
+    rj = te.reduce_axis((0, nw), name="rj")
+    half = a["channels_in"] // 2
+
+    def popcount_acc(b, oy, ox, oc):
+        iy, ix = oy * sh + ry * dh - pt, ox * sw + rx * dw - pl
+        wv = tirx.reinterpret(U32, W[oc, ry, rx, rj])
+        xv = tirx.reinterpret(U32, X[b, iy, ix, rj])
+        if not guard:
+            term = tirx.popcount(xv ^ wv).astype(I32)
+        elif a["zero_padding"]:  # an outside tap counts floor(Cin/2) once: 0 in K - 2 acc
+            term = tirx.if_then_else(_inside(iy, ix, h, wd), tirx.popcount(xv ^ wv).astype(I32),
+                                     tirx.if_then_else(rj == 0, tirx.const(half, I32), tirx.const(0, I32)))
+        else:  # one padding: an outside tap reads the all-+1 word 0
+            term = tirx.if_then_else(_inside(iy, ix, h, wd), tirx.popcount(xv ^ wv), tirx.popcount(wv)).astype(I32)
+        return te.sum(term, axis=[ry, rx, rj])
+
+    if y.dtype is DType.I32:
+        acc = te.compute((n, oh, ow, cout), popcount_acc, name="acc")
+        T = c.act(op.inputs[4])
+        return _or_words(y.shape, cout, lambda b, oy, ox, oc: acc[b, oy, ox, oc] > T[oc], "out")
+
+    acc = te.compute(y.shape, popcount_acc, name="acc")
+    M = c.const("m", np.asarray(a["m"], dtype=np.float32))
+    B = c.const("b", np.asarray(a["b"], dtype=np.float32))
+
+    def transform(b, oy, ox, oc):
+        xq = clamp(acc[b, oy, ox, oc] * 2, a["clamp_min"], a["clamp_max"], I32)
+        return xq.astype("float32") * M[oc] + B[oc]  # two roundings: edgert builds with -ffp-contract=off
+
+    if y.dtype is DType.F32:
+        return te.compute(y.shape, transform, name="out")
+
+    def to_int8(*i):
+        r = tirx.round(transform(*i))  # C roundf: half away from zero, as LCE's TfLiteRound
+        r = tirx.max(tirx.min(r, tirx.const(1e9, "float32")), tirx.const(-1e9, "float32"))
+        return clamp(r.astype(I32), -128, 127, "int8")
+
+    return te.compute(y.shape, to_int8, name="out")
+
+
+def lower_bmaxpool(c) -> te.Tensor:
+    op, g = c.op, c.g
+    a = op.attrs
+    x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
+    _, h, wd, _ = x.shape
+    (fh, fw), (sh, sw), (pt, pl) = a["filter"], a["stride"], a["pad"]
+    X = c.act(op.inputs[0])
+    ry = te.reduce_axis((0, fh), name="ry")
+    rx = te.reduce_axis((0, fw), name="rx")
+    ones = tirx.const(0xFFFFFFFF, U32)
+    band = te.comm_reducer(lambda p, q: p & q, lambda t: tirx.const(0xFFFFFFFF, t), name="bit_and")
+
+    def f(b, oy, ox, j):
+        iy, ix = oy * sh + ry - pt, ox * sw + rx - pl
+        v = tirx.if_then_else(_inside(iy, ix, h, wd), tirx.reinterpret(U32, X[b, iy, ix, j]), ones)
+        return band(v, axis=[ry, rx])  # padding positions are left out of the window
+
+    red = te.compute(y.shape, f, name="acc")
+    return te.compute(y.shape, lambda *i: tirx.reinterpret(I32, red(*i)), name="out")
+
+
+LOWER = {
+    "lce_quantize": lower_quantize,
+    "lce_dequantize": lower_dequantize,
+    "bconv2d": lower_bconv,
+    "bmaxpool2d": lower_bmaxpool,
+}
