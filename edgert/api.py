@@ -125,7 +125,8 @@ def build(model: str | Path, target: str | Path = "host", out_dir: str | Path = 
     target_ref = tgt.name if Path(str(target)).suffix != ".toml" else str(tgt.path)
     meta = {"format": BUILD_FORMAT, "target": target_ref, "model_file": model_file, "io": io_spec(g),
             "model_hash": rep["model_hash"], "arena_bytes": p.size,
-            "kernels": [k.op.name for k in lowered.kernels]}  # the device's layer order
+            "kernels": [k.op.name for k in lowered.kernels],  # the device's layer order
+            "op_kinds": sorted({op.kind for op in g.ops})}
     if tgt.kind == "host":
         host.compile_library(out, tgt)
     elif tgt.kind == "cortex-m":

@@ -332,8 +332,9 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--random", type=int, default=None,
                    help="add N seeded random inputs (default: 20 without --dataset, else 0)")
     s.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
-    s.add_argument("--reference", default="tflm", choices=["tflm", "edgert"],
-                   help="reference interpreter: TFLite Micro (default) or edgert's numpy reference")
+    s.add_argument("--reference", default="auto", choices=["auto", "tflm", "edgert"],
+                   help="reference interpreter: TFLite Micro, or edgert's numpy reference; auto (default): "
+                        "TFLite Micro unless the model has Larq Compute Engine ops")
     s.add_argument("--min-exact", type=float, default=1.0, help="fraction of samples that must be bit-exact (default 1)")
     s.add_argument("--max-diff", type=float, default=0.0, help="largest allowed |device - reference| (default 0)")
     s.add_argument("--min-top1", type=float, default=0.0, help="fraction whose top-1 must match the reference's")

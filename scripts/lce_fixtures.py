@@ -113,6 +113,12 @@ INT8_CASES = ("bconv_same_one_padding", "bconv_channels_40_to_36", "bconv_bitpac
               "bconv_int8_output")
 
 
+# Models edgert refuses with a named error (no expected outputs): tests/fixtures/lce/unsupported/
+UNSUPPORTED = {
+    "bconv_groups2": ((6, 6, 64), lambda: chain(qconv(32, groups=2), bn())),
+}
+
+
 def write_case(name, shape, body, seed, int8=False) -> None:
     m = model(name, shape, body(), seed)
     kw = {}
@@ -148,6 +154,10 @@ def main() -> int:
         write_case(name, shape, body, seed=i)
         if name in INT8_CASES:
             write_case(name, shape, body, seed=i, int8=True)
+    (OUT / "unsupported").mkdir(exist_ok=True)
+    for name, (shape, body) in UNSUPPORTED.items():
+        (OUT / "unsupported" / f"{name}.tflite").write_bytes(lce.convert_keras_model(model(name, shape, body(), 0)))
+        print(f"unsupported/{name}")
     return 0
 
 

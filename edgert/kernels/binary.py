@@ -80,12 +80,12 @@ def _check_bconv(op: Op, g: Graph) -> None:
                    "re-export the model with the Larq Compute Engine converter")
     if not w.is_const:
         raise fail(op, f"filter {w.name} is not constant", "edgert compiles models with constant weights")
-    _require_packed(op, x, cin, "input")
-    if w.shape[3] != words(cin):
+    if w.shape[3] != words(cin):  # LCE infers the group count from the filter's words
         groups = words(cin) // w.shape[3] if w.shape[3] else 0
         raise fail(op, f"attribute groups = {groups} (filter of {w.shape[3]} words for channels_in {cin}): "
                        "grouped binary convolution is not supported yet",
                    "use groups = 1 in the Larq layer")
+    _require_packed(op, x, cin, "input")
     cout = w.shape[0]
     if y.dtype in (F32, I8):
         for t, role in ((mult, "post_activation_multiplier"), (bias, "post_activation_bias")):

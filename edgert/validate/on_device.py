@@ -20,7 +20,20 @@ import numpy as np
 from edgert.errors import UserError, ValidationFailed
 from edgert.report import format_table
 
-REFERENCES = ("tflm", "edgert")
+REFERENCES = ("auto", "tflm", "edgert")
+
+
+def resolve_reference(build, name: str) -> str:
+    """``auto``: TensorFlow Lite Micro where it can run the model; for models with Larq
+    Compute Engine ops (which TFLM lacks) edgert's numpy reference, which the test suite
+    holds bit-exact to the LCE interpreter."""
+    if name != "auto":
+        return name
+    kinds = set(build.meta.get("op_kinds", ()))
+    return "edgert" if kinds & BINARY_KINDS else "tflm"
+
+
+BINARY_KINDS = frozenset({"lce_quantize", "lce_dequantize", "bconv2d", "bmaxpool2d"})
 
 
 @dataclass(frozen=True)
@@ -34,6 +47,9 @@ class Thresholds:
 
 
 def reference_runner(build, name: str) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
+    if name == "tflm" and set(build.meta.get("op_kinds", ())) & BINARY_KINDS:
+        raise UserError(f"{build.dir}: TensorFlow Lite Micro cannot run this model's Larq Compute Engine ops",
+                        "use --reference edgert (or auto), which is held bit-exact to the LCE interpreter")
     if name == "tflm":
         from edgert.validate.tflm_ref import run_tflm
 
@@ -52,10 +68,11 @@ def _percentile(values: list[int], q: float) -> int:
     return int(np.percentile(np.array(values, dtype=np.float64), q, method="nearest")) if values else 0
 
 
-def validate(build, board, dataset, *, reference: str = "tflm", progress: bool = True) -> dict:
+def validate(build, board, dataset, *, reference: str = "auto", progress: bool = True) -> dict:
     """Run ``dataset`` on ``board`` (an edgert.device.board.Board) and the reference."""
     from tqdm import tqdm
 
+    reference = resolve_reference(build, reference)
     ref = reference_runner(build, reference)
     outputs_spec = build.meta["io"]["outputs"]
     rows, latencies = [], []
