@@ -102,10 +102,12 @@ TFLM_CORTEX_M7 = {
 
 
 def bench_device(paths: list[str | Path], target: str, *, out_dir: str | Path = "build/bench", seed: int = 0,
-                 progress: bool = False) -> dict:
+                 progress: bool = False, layers: bool = False) -> dict:
     """Each model (or build folder) built for ``target`` and run once on its emulated board:
     instructions per inference (exact, deterministic), arena, flash and RAM from the ELF;
-    next to TFLite Micro's recorded figures where this exact model file has them."""
+    next to TFLite Micro's recorded figures where this exact model file has them. With
+    ``layers``, also each layer's instructions (a second, profiled inference)."""
+    from edgert.validate.on_device import profile_layers
     import hashlib
 
     from edgert.device.board import connect
@@ -123,11 +125,14 @@ def bench_device(paths: list[str | Path], target: str, *, out_dir: str | Path = 
         with connect(b, None) as board:
             result = board.session.run(inputs, b.meta["io"]["outputs"])
             latency, unit = board.latency(result.ticks), board.unit
+            per_layer = profile_layers(b, board, inputs) if layers else None
         mem = b.report["memory"]
         row = {"model": b.report["summary"]["model"], "latency": latency, "unit": unit,
                "macs": b.report["summary"]["macs"], "arena": b.meta["arena_bytes"],
                "flash": mem["flash"]["total"], "ram": mem["ram"]["total"]}
         row["macs_per_instruction"] = round(row["macs"] / latency, 3) if latency else 0.0
+        if per_layer is not None:
+            row["layers"] = per_layer
         base = TFLM_CORTEX_M7.get(hashlib.sha256(b.model_path.read_bytes()).hexdigest())
         if base and unit == "instructions" and b.target.name == "cortex-m7":
             row.update({"tflm_cmsis_nn": base["cmsis_nn"], "vs_cmsis_nn": round(latency / base["cmsis_nn"], 3),
@@ -155,4 +160,11 @@ def format_device(result: dict) -> str:
     note = (f"\n{result['target']}, emulated board, one inference of seeded input (seed {result['seed']}); "
             "TFLM columns are recorded figures for the same model files (see edgert/bench.py); "
             "ratios below 1 mean edgert is smaller or faster.")
+    layer_rows = [(r["model"], lay) for r in rows for lay in r.get("layers", ())]
+    if layer_rows:
+        md_l = ["", f"| model | layer | source | {unit} | MACs (binary: bit ops) | MACs/instr |", "|---|---|---|---:|---:|---:|"]
+        for model, lay in layer_rows:
+            md_l.append(f"| {model} | {lay['layer']} | {lay['source']} | {lay['latency']:,} | {lay['macs']:,} | "
+                        f"{lay['macs_per_unit']:.3g} |")
+        note += "\n" + "\n".join(md_l)
     return "\n".join(md) + "\n" + note

@@ -227,7 +227,7 @@ def cmd_bench(args) -> int:
         print(bench.format_host(result))
     else:
         result = bench.bench_device(args.paths, args.target, out_dir=args.output, seed=args.seed,
-                                    progress=sys.stderr.isatty())
+                                    progress=sys.stderr.isatty(), layers=args.layers)
         print(bench.format_device(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
@@ -349,6 +349,7 @@ def make_parser() -> argparse.ArgumentParser:
                    help="a host build folder; with --target, models (.tflite) or build folders")
     s.add_argument("--target", help="a board target (cortex-m7, ...): build each model and run it on the board")
     s.add_argument("-o", "--output", default="build/bench", help="where --target builds go (default build/bench)")
+    s.add_argument("--layers", action="store_true", help="with --target: also each layer's instructions")
     s.add_argument("--runs", type=int, default=50, help="timed inferences per engine on the host (default 50)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--json", help="also write the results to this file")

@@ -119,6 +119,27 @@ UNSUPPORTED = {
 }
 
 
+# Benchmark pairs (benchmarks/models/): one layer shape as a binary convolution (LCE) and as
+# the int8 convolution TFLite's converter makes of the same float layer.
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "models"
+BENCH_SHAPE, BENCH_FILTERS = (16, 16, 64), 64
+
+
+def write_bench_models() -> None:
+    BENCH.mkdir(parents=True, exist_ok=True)
+    b = model("bconv_16x16x64", BENCH_SHAPE, chain(qconv(BENCH_FILTERS, padding="same", pad_values=1.0), bn()), 7)
+    (BENCH / "bconv_16x16x64_3x3x64.tflite").write_bytes(lce.convert_keras_model(b))
+    f = model("conv_16x16x64", BENCH_SHAPE, chain(K.layers.Conv2D(BENCH_FILTERS, 3, padding="same")), 7)
+    conv = tf.lite.TFLiteConverter.from_keras_model(f)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    rng = np.random.default_rng(7)
+    conv.representative_dataset = lambda: ([rng.normal(0, 1, (1, *BENCH_SHAPE)).astype(np.float32)] for _ in range(32))
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = conv.inference_output_type = tf.int8
+    (BENCH / "conv_int8_16x16x64_3x3x64.tflite").write_bytes(conv.convert())
+    print("benchmarks/models: bconv_16x16x64_3x3x64, conv_int8_16x16x64_3x3x64")
+
+
 def write_case(name, shape, body, seed, int8=False) -> None:
     m = model(name, shape, body(), seed)
     kw = {}
@@ -158,6 +179,7 @@ def main() -> int:
     for name, (shape, body) in UNSUPPORTED.items():
         (OUT / "unsupported" / f"{name}.tflite").write_bytes(lce.convert_keras_model(model(name, shape, body(), 0)))
         print(f"unsupported/{name}")
+    write_bench_models()
     return 0
 
 

@@ -326,7 +326,7 @@ def _check_body_and_find_writes(name: str, func) -> set[int]:
     """
     param_index = {p.__chandle__(): i for i, p in enumerate(func.params)}
     decl_data = {}  # buffer var handle -> data expression it is declared on
-    for node in _walk(func.body):
+    for node in walk(func.body):
         if isinstance(node, tirx.DeclBuffer):
             decl_data[node.buffer.__chandle__()] = node.data
 
@@ -347,7 +347,7 @@ def _check_body_and_find_writes(name: str, func) -> set[int]:
         return None
 
     written: set[int] = set()
-    for node in _walk(func.body, skip_decl_data=True):
+    for node in walk(func.body, skip_decl_data=True):
         if isinstance(node, tirx.BufferStore) or _call_name(node) == "tirx.buffer_data":
             target = node.buffer if isinstance(node, tirx.BufferStore) else node.args[0]
             if (i := root(target)) is not None:
@@ -395,7 +395,7 @@ def _call_name(node) -> str | None:
     return None
 
 
-def _walk(root, *, skip_decl_data: bool = False) -> Iterator[object]:
+def walk(root, *, skip_decl_data: bool = False) -> Iterator[object]:
     """Pre-order walk over every IR object reachable from ``root`` through reflected fields.
 
     TVM 0.27 exposes no Python stmt/expr visitor, so this uses tvm_ffi reflection. Types

@@ -18,6 +18,7 @@ from edgert.kernels.elementwise import ADD_LEFT_SHIFT
 from edgert.plan.arena import ArenaPlan
 
 from . import lower_binary
+from .c_emit import walk
 from . import te_fixedpoint as fx
 
 I32 = "int32"
@@ -501,7 +502,37 @@ def _schedule(func) -> object:
         consumer = sch.get_consumers(blk)[0]
         rank = len(sch.get(blk).writes[0].region)
         sch.compute_at(blk, sch.get_loops(consumer)[rank - 1])
+    _hoist_reduction_inits(sch)
     return sch.mod["main"]
+
+
+def _hoist_reduction_inits(sch) -> None:
+    """Each reduction's init (acc = 0) as a statement before its reduction loops, instead of
+    an `if (first iteration)` test inside the innermost loop: the init goes before the
+    outermost loop below which every loop iterates a reduction axis."""
+    for blk in list(sch.get_child_blocks(sch.get_sblock("root"))):
+        block = sch.get(blk)
+        if block.init is None:
+            continue
+        reduce_vars = _reduction_loop_vars(sch.mod["main"], block.name_hint)
+        loops = sch.get_loops(blk)
+        first = None
+        for loop in reversed(loops):
+            if not any(sch.get(loop).loop_var.same_as(v) for v in reduce_vars):
+                break
+            first = loop
+        if first is not None:
+            sch.decompose_reduction(blk, first)
+
+
+def _reduction_loop_vars(func, block_name: str) -> list:
+    """The loop variables that a block's reduction iter vars are bound to."""
+    for node in walk(func.body):
+        if isinstance(node, s_tir.SBlockRealize) and node.block.name_hint == block_name:
+            return [v for iv, value in zip(node.block.iter_vars, node.iter_values)
+                    if iv.iter_type == tirx.IterVar.CommReduce
+                    for v in walk(value) if isinstance(v, tirx.Var)]
+    return []
 
 
 def lower(g: Graph, plan: ArenaPlan) -> Lowered:

@@ -91,7 +91,7 @@ def validate(build, board, dataset, *, reference: str = "auto", progress: bool =
                      "max_abs_diff": diff, "top1_device": top_dev, "top1_reference": top_ref,
                      "label": dataset.labels[i] if dataset.labels else None, "latency": latency})
 
-    layers = _profile(build, board, dataset.samples[0]) if dataset.samples else []
+    layers = profile_layers(build, board, dataset.samples[0]) if dataset.samples else []
     labelled = [r for r in rows if r["label"] is not None]
     n = len(rows)
     summary = {
@@ -124,7 +124,8 @@ def validate(build, board, dataset, *, reference: str = "auto", progress: bool =
     }
 
 
-def _profile(build, board, inputs) -> list[dict]:
+def profile_layers(build, board, inputs) -> list[dict]:
+    """One profiled inference: each layer's latency, share, MACs and MACs per unit."""
     board.session.run(inputs, build.meta["io"]["outputs"], profile=True)
     names = build.meta["kernels"]
     ticks = board.session.layer_ticks(len(names))
@@ -135,7 +136,7 @@ def _profile(build, board, inputs) -> list[dict]:
         lat = board.latency(t)
         r = by_name.get(name, {})
         macs = r.get("macs", 0)
-        rows.append({"layer": name, "source": r.get("source", ""), "latency": lat,
+        rows.append({"layer": name, "source": r.get("source", ""), "latency": lat, "macs": macs,
                      "share": round(100.0 * t / total, 1),
                      "macs_per_unit": round(macs / lat, 3) if lat and macs else 0.0})
     return rows
