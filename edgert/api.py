@@ -55,10 +55,16 @@ def load_graph(path: str | Path) -> Graph:
         from edgert.converters import tflite
 
         return tflite.load(path)
+    if suffix == ".onnx":
+        if not path.exists():
+            raise ModelFormatError(f"{path}: no such file", "check the path")
+        from edgert.converters import onnx
+
+        return onnx.load(path)
     if not path.exists():
         raise ModelFormatError(f"{path}: no such file", "check the path")
     raise ModelFormatError(f"{path}: unknown model format {suffix or '(no extension)'!r}",
-                           "edgert reads .tflite files")
+                           "edgert reads .tflite and .onnx files")
 
 
 def compile_model(path: str | Path) -> Compiled:

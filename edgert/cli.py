@@ -382,6 +382,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("edgert: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`edgert ... | head`): nothing left to say
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":

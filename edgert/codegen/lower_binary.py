@@ -107,7 +107,10 @@ def lower_bconv(c) -> te.Tensor:
     B = c.const("b", np.asarray(a["b"], dtype=np.float32))
 
     def transform(b, oy, ox, oc):
-        xq = clamp(acc[b, oy, ox, oc] * 2, a["clamp_min"], a["clamp_max"], I32)
+        if a.get("transform") == "dot":  # y = (K - 2 acc) * alpha + beta
+            xq = tirx.const(a["k"], I32) - acc[b, oy, ox, oc] * 2
+        else:
+            xq = clamp(acc[b, oy, ox, oc] * 2, a["clamp_min"], a["clamp_max"], I32)
         return xq.astype("float32") * M[oc] + B[oc]  # two roundings: edgert builds with -ffp-contract=off
 
     if y.dtype is DType.F32:
@@ -142,7 +145,21 @@ def lower_bmaxpool(c) -> te.Tensor:
     return te.compute(y.shape, lambda *i: tirx.reinterpret(I32, red(*i)), name="out")
 
 
+def lower_unary(c) -> te.Tensor:
+    """sign (ONNX: 0 stays 0) and relu, float32."""
+    op, g = c.op, c.g
+    y = g.tensor(op.outputs[0])
+    X = c.act(op.inputs[0])
+    zero, one = tirx.const(0.0, "float32"), tirx.const(1.0, "float32")
+    if op.kind == "relu":
+        return te.compute(y.shape, lambda *i: tirx.max(X(*i), zero), name="out")
+    return te.compute(y.shape, lambda *i: tirx.Select(X(*i) > zero, one,
+                                                      tirx.Select(X(*i) < zero, -one, zero)), name="out")
+
+
 LOWER = {
+    "sign": lower_unary,
+    "relu": lower_unary,
     "lce_quantize": lower_quantize,
     "lce_dequantize": lower_dequantize,
     "bconv2d": lower_bconv,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import activation, binary, conv, elementwise, pool, quantize, shape
+from . import activation, binary, conv, elementwise, pool, quantize, shape, unary
 
 REGISTRY: dict[str, ModuleType] = {
     "conv2d": conv,
@@ -30,11 +30,13 @@ REGISTRY: dict[str, ModuleType] = {
     "lce_dequantize": binary,
     "bconv2d": binary,
     "bmaxpool2d": binary,
+    "sign": unary,
+    "relu": unary,
 }
 
 #: Ops whose output may share its first input's memory when that input dies at this op:
 #: each output element is written only after the same-index input element is read.
-IN_PLACE = frozenset({"reshape", "add", "mul", "logistic", "quantize"})
+IN_PLACE = frozenset({"reshape", "add", "mul", "logistic", "quantize", "sign", "relu"})
 
 
 def family(kind: str) -> ModuleType:

@@ -17,6 +17,9 @@ bconv2d, with acc = the XOR-popcount over the window and K = kh * kw * channels_
   * bit-packed output: bit oc is acc > threshold[oc] (int32, signed).
 This is LCE's reference kernel. (LCE's optimized kernels apply zero padding as a float
 correction afterwards and can differ from it by a few ULP; edgert follows the reference.)
+
+Binary layers recognised in float graphs (edgert.passes.binarize) use the "dot" transform
+instead, the float graph's own arithmetic: y = float32(K - 2 * acc) * alpha + beta.
 """
 from __future__ import annotations
 
@@ -144,6 +147,10 @@ def _prepare_bconv(op: Op, g: Graph) -> None:
     a["zero_padding"] = a["pad_values"] == 0 and any(a["pad"])
     if y.dtype is I32:
         return
+    if a.get("transform") == "dot":
+        a["m"] = mult.data.astype(np.float32)
+        a["b"] = bias.data.astype(np.float32)
+        return
     s, zp = (float(y.quant.scale[0]), float(y.quant.zp)) if y.dtype is I8 else (1.0, 0.0)
     m = mult.data.astype(np.float64)
     b = bias.data.astype(np.float64)
@@ -229,7 +236,10 @@ def _bconv_ref(op: Op, g: Graph, xv: np.ndarray) -> np.ndarray:
     if y.dtype is I32:
         bits = acc > g.tensor(op.inputs[4]).data.astype(np.int64)
         return pack_bits(bits)
-    xq = np.clip(2 * acc, a["clamp_min"], a["clamp_max"]).astype(np.int32)
+    if a.get("transform") == "dot":
+        xq = (a["k"] - 2 * acc).astype(np.int32)
+    else:
+        xq = np.clip(2 * acc, a["clamp_min"], a["clamp_max"]).astype(np.int32)
     out = xq.astype(np.float32) * a["m"] + a["b"]                     # float32: two roundings
     if y.dtype is F32:
         return out.astype(np.float32)

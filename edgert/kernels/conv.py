@@ -119,7 +119,15 @@ def ref(op: Op, g: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
     wv = w.data.astype(acc_t)
     bias = b.data.astype(acc_t) if b is not None else np.zeros(out_channels(op, g), acc_t)
 
-    if op.kind == "fully_connected":
+    if op.kind == "fully_connected" and is_float:
+        # float32 sums in the generated kernel's order (k = 0, 1, ...; a rounding per product
+        # and per addition), so that the reference and the device agree bit for bit
+        xr = xz.reshape(-1, w.shape[1])
+        acc = np.zeros((xr.shape[0], w.shape[0]), dtype=np.float32)
+        for k in range(w.shape[1]):
+            acc = acc + xr[:, k:k + 1] * wv[:, k]
+        acc = acc + bias
+    elif op.kind == "fully_connected":
         acc = xz.reshape(-1, w.shape[1]) @ wv.T + bias
     else:
         _, oh, ow, oc = y.shape

@@ -1,0 +1,32 @@
+"""Float32 elementwise ops from ONNX graphs: SIGN (-1, 0 or +1, as ONNX: Sign(0) = 0) and RELU.
+
+A Sign that feeds a binary layer is replaced by edgert.passes.binarize; one that remains is
+computed as written."""
+from __future__ import annotations
+
+import numpy as np
+
+from edgert.ir import DType, Graph, Op
+
+from .common import require_dtypes
+
+F32 = DType.F32
+
+
+def check(op: Op, g: Graph) -> None:
+    require_dtypes(op, g, ((F32, F32),))
+
+
+def prepare(op: Op, g: Graph) -> None:
+    pass
+
+
+def macs(op: Op, g: Graph) -> int:
+    return g.tensor(op.outputs[0]).size
+
+
+def ref(op: Op, g: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    x = inputs[0].astype(np.float32)
+    if op.kind == "sign":
+        return [np.sign(x).astype(np.float32)]
+    return [np.maximum(x, np.float32(0)).astype(np.float32)]
