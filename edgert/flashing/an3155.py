@@ -29,6 +29,14 @@ RESYNC_PAUSE = 1.0           # longer than the emulated bootloader's 200 ms byte
                              # measured in its (instruction-count) time, which runs ahead of ours
 
 
+def _xor(data: bytes) -> int:
+    """AN3155's checksum: the XOR of the bytes."""
+    out = 0
+    for b in data:
+        out ^= b
+    return out
+
+
 class Nack(DeviceError):
     pass
 
@@ -78,7 +86,7 @@ class Bootloader:
     @staticmethod
     def _address(addr: int) -> bytes:
         b = addr.to_bytes(4, "big")
-        return b + bytes([b[0] ^ b[1] ^ b[2] ^ b[3]])
+        return b + bytes([_xor(b)])
 
     # ---------------------------------------------------------------- commands
 
@@ -125,34 +133,25 @@ class Bootloader:
         self._command(WRITE, "Write Memory")
         self.link.write(self._address(addr))
         self._ack(f"the address 0x{addr:08X} of Write Memory")
-        check = len(data) - 1
-        for b in data:
-            check ^= b
-        self.link.write(bytes([len(data) - 1]) + data + bytes([check]))
+        self.link.write(bytes([len(data) - 1]) + data + bytes([_xor(bytes([len(data) - 1]) + data)]))
         self._ack(f"Write Memory of {len(data)} bytes at 0x{addr:08X}")
 
     def extended_erase(self, pages: list[int]) -> None:
-        for i in range(0, len(pages), ERASE_BATCH):
-            batch = pages[i:i + ERASE_BATCH]
-            payload = (len(batch) - 1).to_bytes(2, "big") + b"".join(p.to_bytes(2, "big") for p in batch)
-            check = 0
-            for b in payload:
-                check ^= b
-            self._command(EXT_ERASE, "Extended Erase")
-            self.link.write(payload + bytes([check]))
-            self._ack(f"Extended Erase of pages {batch[0]}..{batch[-1]}", ERASE_TIMEOUT)
+        """Extended Erase (0x44): two-byte page numbers, N - 1 first."""
+        self._erase(EXT_ERASE, "Extended Erase", pages,
+                    lambda b: (len(b) - 1).to_bytes(2, "big") + b"".join(p.to_bytes(2, "big") for p in b))
 
     def erase(self, pages: list[int]) -> None:
         """The legacy Erase (0x43) of older bootloaders: one-byte page numbers."""
+        self._erase(ERASE, "Erase", pages, lambda b: bytes([len(b) - 1, *b]))
+
+    def _erase(self, code: int, name: str, pages: list[int], encode) -> None:
         for i in range(0, len(pages), ERASE_BATCH):
             batch = pages[i:i + ERASE_BATCH]
-            payload = bytes([len(batch) - 1, *batch])
-            check = 0
-            for b in payload:
-                check ^= b
-            self._command(ERASE, "Erase")
-            self.link.write(payload + bytes([check]))
-            self._ack(f"Erase of pages {batch[0]}..{batch[-1]}", ERASE_TIMEOUT)
+            payload = encode(batch)
+            self._command(code, name)
+            self.link.write(payload + bytes([_xor(payload)]))
+            self._ack(f"{name} of pages {batch[0]}..{batch[-1]}", ERASE_TIMEOUT)
 
     def go(self, addr: int) -> None:
         self._command(GO, "Go")
