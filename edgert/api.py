@@ -83,10 +83,11 @@ def io_spec(g: Graph) -> dict:
 
 
 def build(model: str | Path, target: str | Path = "host", out_dir: str | Path = "build",
-          *, board: str | Path | None = None, ram_limit: int | None = None) -> Build:
+          *, board: str | Path | None = None, ram_limit: int | None = None, bnn_mst: bool = False) -> Build:
     """Compile ``model`` for ``target`` (a name or a target .toml) into ``out_dir``, for the
     target's default board or ``board`` (a name or board .toml); refuse an arena over
-    ``ram_limit``, and for a board, an image over the board's memory."""
+    ``ram_limit``, and for a board, an image over the board's memory. ``bnn_mst``: binary
+    convolutions reuse other channels' results where that saves work (edgert.passes.mst)."""
     from edgert.backends import cortex_m, host
     from edgert.codegen import c_emit, lower, model_c
 
@@ -99,6 +100,11 @@ def build(model: str | Path, target: str | Path = "host", out_dir: str | Path = 
             f"the arena needs {p.size:,} bytes, {p.size - ram_limit:,} bytes over --ram-limit {ram_limit:,}",
             "raise --ram-limit, or use a smaller model or input resolution",
         )
+    mst_rows = None
+    if bnn_mst:
+        from edgert.passes import mst
+
+        mst_rows = mst.run(g)
     lowered = lower.lower(g, p)
     kernels = c_emit.emit_c({k.name: k.func for k in lowered.kernels},
                             aliased={k.name for k in lowered.kernels if k.in_place})
@@ -128,6 +134,8 @@ def build(model: str | Path, target: str | Path = "host", out_dir: str | Path = 
         "layers": rows,
         "model_hash": model_c.model_hash(g, lowered),
     }
+    if mst_rows is not None:
+        rep["mst"] = mst_rows
     target_ref = tgt.name if Path(str(target)).suffix != ".toml" else str(tgt.path)
     meta = {"format": BUILD_FORMAT, "target": target_ref, "model_file": model_file, "io": io_spec(g),
             "model_hash": rep["model_hash"], "arena_bytes": p.size,

@@ -102,32 +102,35 @@ TFLM_CORTEX_M7 = {
 
 
 def bench_device(paths: list[str | Path], target: str, *, out_dir: str | Path = "build/bench", seed: int = 0,
-                 progress: bool = False, layers: bool = False) -> dict:
+                 progress: bool = False, layers: bool = False, bnn_mst: bool = False) -> dict:
     """Each model (or build folder) built for ``target`` and run once on its emulated board:
     instructions per inference (exact, deterministic), arena, flash and RAM from the ELF;
     next to TFLite Micro's recorded figures where this exact model file has them. With
-    ``layers``, also each layer's instructions (a second, profiled inference)."""
+    ``layers``, also each layer's instructions (a second, profiled inference). With
+    ``bnn_mst``, each model is built twice, without and with MST channel reuse ("+mst")."""
     from edgert.validate.on_device import profile_layers
     import hashlib
 
     from edgert.device.board import connect
 
     rows = []
-    for path in paths:
-        path = Path(path)
+    jobs = [(Path(p), False) for p in paths] + ([(Path(p), True) for p in paths if not Path(p).is_dir()]
+                                                 if bnn_mst else [])
+    for path, mst in jobs:
         if path.is_dir():
             b = api.load_build(path)
         else:
             if progress:
-                print(f"building {path.name} for {target} ...", file=sys.stderr)
-            b = api.build(path, target, Path(out_dir) / f"{path.stem}-{Path(str(target)).stem}")
+                print(f"building {path.name} for {target}{' with --bnn-mst' if mst else ''} ...", file=sys.stderr)
+            suffix = "-mst" if mst else ""
+            b = api.build(path, target, Path(out_dir) / f"{path.stem}-{Path(str(target)).stem}{suffix}", bnn_mst=mst)
         inputs = _random_inputs(b.meta["io"]["inputs"], seed)
         with connect(b, None) as board:
             result = board.session.run(inputs, b.meta["io"]["outputs"])
             latency, unit = board.latency(result.ticks), board.unit
             per_layer = profile_layers(b, board, inputs) if layers else None
         mem = b.report["memory"]
-        row = {"model": b.report["summary"]["model"], "latency": latency, "unit": unit,
+        row = {"model": b.report["summary"]["model"] + (" +mst" if mst else ""), "latency": latency, "unit": unit,
                "macs": b.report["summary"]["macs"], "arena": b.meta["arena_bytes"],
                "flash": mem["flash"]["total"], "ram": mem["ram"]["total"]}
         row["macs_per_instruction"] = round(row["macs"] / latency, 3) if latency else 0.0

@@ -72,13 +72,20 @@ def cmd_inspect(args) -> int:
 def cmd_build(args) -> int:
     from edgert import api, report
 
-    b = api.build(args.model, args.target, args.output, board=args.board, ram_limit=args.ram_limit)
+    b = api.build(args.model, args.target, args.output, board=args.board, ram_limit=args.ram_limit,
+                  bnn_mst=args.bnn_mst)
     rep = b.report
     print(report.format_table(rep["layers"], report.LAYER_COLUMNS))
     s = rep["summary"]
     print()
     print(f"built {s['model']} for {rep['target']} in {b.dir}/: {s['layers']} layers, {s['macs']:,} MACs, "
           f"flash (weights and tables) {s['flash_const_bytes']:,} bytes, arena {s['arena_bytes']:,} bytes")
+    for layer, m in rep.get("mst", {}).items():
+        saved = m["bitops_dense"] - m["bitops_mst"]
+        how = (f"{m['centers']} of {m['channels']} channels in full, the rest from them (<= {m['bound']} words each)"
+               if m["applied"] else "kept dense (reuse would not save work)")
+        print(f"--bnn-mst {layer}: {how}; bit operations per output position {m['bitops_dense']:,} -> {m['bitops_mst']:,} "
+              f"({saved:,} saved)")
     mem = rep.get("memory")
     if mem:
         f, r = mem["flash"], mem["ram"]
@@ -227,7 +234,7 @@ def cmd_bench(args) -> int:
         print(bench.format_host(result))
     else:
         result = bench.bench_device(args.paths, args.target, out_dir=args.output, seed=args.seed,
-                                    progress=sys.stderr.isatty(), layers=args.layers)
+                                    progress=sys.stderr.isatty(), layers=args.layers, bnn_mst=args.bnn_mst)
         print(bench.format_device(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
@@ -303,6 +310,8 @@ def make_parser() -> argparse.ArgumentParser:
                                    ".toml; default: the target's own")
     s.add_argument("-o", "--output", default="build", help="output folder (default: build)")
     s.add_argument("--ram-limit", type=_parse_size, default=None, help="refuse an arena larger than this (bytes, 64k, 1M)")
+    s.add_argument("--bnn-mst", action="store_true",
+                   help="binary convolutions compute channels from similar channels' results (MST channel reuse)")
     s.set_defaults(func=cmd_build)
 
     s = sub.add_parser("run", help="run one inference of a build (on its board for a board target)")
@@ -350,6 +359,8 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--target", help="a board target (cortex-m7, ...): build each model and run it on the board")
     s.add_argument("-o", "--output", default="build/bench", help="where --target builds go (default build/bench)")
     s.add_argument("--layers", action="store_true", help="with --target: also each layer's instructions")
+    s.add_argument("--bnn-mst", action="store_true",
+                   help="with --target: each model also built with MST channel reuse, side by side")
     s.add_argument("--runs", type=int, default=50, help="timed inferences per engine on the host (default 50)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--json", help="also write the results to this file")

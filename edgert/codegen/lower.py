@@ -501,7 +501,9 @@ def _schedule(func) -> object:
                 pass
         consumer = sch.get_consumers(blk)[0]
         rank = len(sch.get(blk).writes[0].region)
-        sch.compute_at(blk, sch.get_loops(consumer)[rank - 1])
+        # "pos_" stages are read at data-dependent channels: computed once per position
+        depth = rank - 2 if name.startswith("pos_") else rank - 1
+        sch.compute_at(blk, sch.get_loops(consumer)[depth])
     _hoist_reduction_inits(sch)
     return sch.mod["main"]
 

@@ -97,12 +97,16 @@ def lower_bconv(c) -> te.Tensor:
             term = tirx.if_then_else(_inside(iy, ix, h, wd), tirx.popcount(xv ^ wv), tirx.popcount(wv)).astype(I32)
         return te.sum(term, axis=[ry, rx, rj])
 
-    if y.dtype is DType.I32:
+    if "mst" in a:
+        acc = _mst_acc(c, X, W, (n, oh, ow, cout), guard)
+    elif y.dtype is DType.I32:
         acc = te.compute((n, oh, ow, cout), popcount_acc, name="acc")
+    else:
+        acc = te.compute(y.shape, popcount_acc, name="acc")
+    if y.dtype is DType.I32:
         T = c.act(op.inputs[4])
         return _or_words(y.shape, cout, lambda b, oy, ox, oc: acc[b, oy, ox, oc] > T[oc], "out")
 
-    acc = te.compute(y.shape, popcount_acc, name="acc")
     M = c.const("m", np.asarray(a["m"], dtype=np.float32))
     B = c.const("b", np.asarray(a["b"], dtype=np.float32))
 
@@ -122,6 +126,82 @@ def lower_bconv(c) -> te.Tensor:
         return clamp(r.astype(I32), -128, 127, "int8")
 
     return te.compute(y.shape, to_int8, name="out")
+
+
+def _mst_acc(c, X, W, shape, guard: bool) -> te.Tensor:
+    """The popcount accumulators with channel reuse (edgert.passes.mst): centers in full,
+    every other channel as its center's accumulator plus sum(|D|) - 2 sum(popcount((x & D) ^ E))
+    over its difference entries. Computed once per output position ("pos_" stages)."""
+    from edgert.passes import mst
+
+    op, g = c.op, c.g
+    a = op.attrs
+    plan = a["mst"]
+    w = g.tensor(op.inputs[1]).data
+    _, h, wd, _ = g.tensor(op.inputs[0]).shape
+    cout, kh, kw, nw = w.shape
+    (sh, sw), (dh, dw), (pt, pl) = a["stride"], a["dilation"], a["pad"]
+    centers = plan["centers"]
+    others = [ch for ch in range(cout) if plan["center_of"][ch] != ch]
+    ent = mst.entries(w, plan["center_of"], plan["bound"])
+    WC = c.const("mst_w", np.ascontiguousarray(w[centers]))
+    KY, KX, J = c.const("mst_ky", ent["ky"]), c.const("mst_kx", ent["kx"]), c.const("mst_j", ent["j"])
+    D, E = c.const("mst_d", ent["d"]), c.const("mst_e", ent["e"])
+    slot = {ch: i for i, ch in enumerate(centers)}
+    slot.update({ch: i for i, ch in enumerate(others)})
+    CIDX = c.const("mst_center", np.array([slot[plan["center_of"][ch]] for ch in others] or [0], np.int32))
+    IS_CENTER = c.const("mst_is_center", np.array([plan["center_of"][ch] == ch for ch in range(cout)], np.int32))
+    SLOT = c.const("mst_slot", np.array([slot[ch] for ch in range(cout)], np.int32))
+    n, oh, ow = shape[:3]
+    ry, rx, rj = (te.reduce_axis((0, e), name=nm) for e, nm in ((kh, "ry"), (kw, "rx"), (nw, "rj")))
+    half = a["channels_in"] // 2
+
+    def center_acc(b, oy, ox, s):
+        iy, ix = oy * sh + ry * dh - pt, ox * sw + rx * dw - pl
+        wv = tirx.reinterpret(U32, WC[s, ry, rx, rj])
+        xv = tirx.reinterpret(U32, X[b, iy, ix, rj])
+        if not guard:
+            term = tirx.popcount(xv ^ wv).astype(I32)
+        elif a["zero_padding"]:
+            term = tirx.if_then_else(_inside(iy, ix, h, wd), tirx.popcount(xv ^ wv).astype(I32),
+                                     tirx.if_then_else(rj == 0, tirx.const(half, I32), tirx.const(0, I32)))
+        else:
+            term = tirx.if_then_else(_inside(iy, ix, h, wd), tirx.popcount(xv ^ wv), tirx.popcount(wv)).astype(I32)
+        return te.sum(term, axis=[ry, rx, rj])
+
+    acc_c = te.compute((n, oh, ow, len(centers)), center_acc, name="pos_centers")
+    re = te.reduce_axis((0, ent["d"].shape[1]), name="re")
+    re2 = te.reduce_axis((0, ent["d"].shape[1]), name="re2")
+
+    def delta(b, oy, ox, i):
+        iy, ix = oy * sh + KY[i, re] * dh - pt, ox * sw + KX[i, re] * dw - pl
+        d = tirx.reinterpret(U32, D[i, re])
+        e = tirx.reinterpret(U32, E[i, re])
+        xv = tirx.reinterpret(U32, X[b, iy, ix, J[i, re]])
+        if not guard:
+            term = tirx.popcount((xv & d) ^ e).astype(I32)
+        elif a["zero_padding"]:  # every channel adds the same outside the input: no difference
+            term = tirx.if_then_else(_inside(iy, ix, h, wd), tirx.popcount((xv & d) ^ e).astype(I32),
+                                     tirx.const(0, I32))
+        else:                    # one padding: x is the word 0 there
+            term = tirx.popcount(tirx.if_then_else(_inside(iy, ix, h, wd), (xv & d) ^ e, e)).astype(I32)
+        return te.sum(term, axis=re)
+    diff = te.compute((n, oh, ow, max(len(others), 1)), delta, name="pos_diffs")
+    # |D| summed over a channel's entries; with zero padding only the entries inside count
+    # it, so there it is added per entry instead.
+    if guard and a["zero_padding"]:
+        cnt = te.compute((n, oh, ow, max(len(others), 1)), lambda b, oy, ox, i: te.sum(tirx.if_then_else(
+            _inside(oy * sh + KY[i, re2] * dh - pt, ox * sw + KX[i, re2] * dw - pl, h, wd),
+            tirx.popcount(tirx.reinterpret(U32, D[i, re2])).astype(I32), tirx.const(0, I32)), axis=re2),
+            name="pos_dbits")
+        dbits = lambda b, oy, ox, i: cnt[b, oy, ox, i]
+    else:
+        DB = c.const("mst_dbits", np.array([int(np.unpackbits(ent["d"][i].view(np.uint8)).sum())
+                                            for i in range(ent["d"].shape[0])], np.int32))
+        dbits = lambda b, oy, ox, i: DB[i]
+    return te.compute(shape, lambda b, oy, ox, oc: tirx.if_then_else(
+        IS_CENTER[oc] != 0, acc_c[b, oy, ox, SLOT[oc]],
+        acc_c[b, oy, ox, CIDX[SLOT[oc]]] + dbits(b, oy, ox, SLOT[oc]) - diff[b, oy, ox, SLOT[oc]] * 2), name="acc")
 
 
 def lower_bmaxpool(c) -> te.Tensor:
