@@ -1,4 +1,5 @@
-"""TVM TE computations of the binary ops (semantics: edgert.kernels.binary).
+"""TVM TE computations of the binary ops (semantics: edgert.kernels.binary), and of the
+float sign and relu that binary graphs from ONNX bring along (edgert.kernels.unary).
 
 Bit-packed tensors are int32 words; the arithmetic on them is done in uint32 (XOR, shifts,
 popcount) so that bit 31 is an ordinary bit and no signed overflow can occur in C. popcount
@@ -77,7 +78,7 @@ def lower_bconv(c) -> te.Tensor:
     n, oh, ow = y.shape[0], y.shape[1], y.shape[2]
     (sh, sw), (dh, dw), (pt, pl) = a["stride"], a["dilation"], a["pad"]
     X = c.act(op.inputs[0])
-    W = c.act(op.inputs[1])
+    W = c.act(op.inputs[1]) if "mst" not in a else None  # with reuse: the centers' filters only
     guard = any(a["pad"]) or (oh - 1) * sh + (kh - 1) * dh + 1 - pt > h or (ow - 1) * sw + (kw - 1) * dw + 1 - pl > wd
     ry = te.reduce_axis((0, kh), name="ry")
     rx = te.reduce_axis((0, kw), name="rx")
@@ -98,7 +99,7 @@ def lower_bconv(c) -> te.Tensor:
         return te.sum(term, axis=[ry, rx, rj])
 
     if "mst" in a:
-        acc = _mst_acc(c, X, W, (n, oh, ow, cout), guard)
+        acc = _mst_acc(c, X, (n, oh, ow, cout), guard)
     elif y.dtype is DType.I32:
         acc = te.compute((n, oh, ow, cout), popcount_acc, name="acc")
     else:
@@ -128,7 +129,7 @@ def lower_bconv(c) -> te.Tensor:
     return te.compute(y.shape, to_int8, name="out")
 
 
-def _mst_acc(c, X, W, shape, guard: bool) -> te.Tensor:
+def _mst_acc(c, X, shape, guard: bool) -> te.Tensor:
     """The popcount accumulators with channel reuse (edgert.passes.mst): centers in full,
     every other channel as its center's accumulator plus sum(|D|) - 2 sum(popcount((x & D) ^ E))
     over its difference entries. Computed once per output position ("pos_" stages)."""
