@@ -427,6 +427,15 @@ def _lower_copy(c: _Ctx) -> te.Tensor:
     return te.compute(y.shape or (1,), lambda *i: X(*i), name="out")
 
 
+def _lower_transpose(c: _Ctx) -> te.Tensor:
+    op, g = c.op, c.g
+    y = g.tensor(op.outputs[0])
+    X = c.act(op.inputs[0])
+    perm = op.attrs["perm"]
+    inv = [perm.index(d) for d in range(len(perm))]  # output axis that holds input axis d
+    return te.compute(y.shape, lambda *i: X[tuple(i[inv[d]] for d in range(len(perm)))], name="out")
+
+
 def _lower_pad(c: _Ctx) -> te.Tensor:
     op, g = c.op, c.g
     x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
@@ -478,6 +487,7 @@ _LOWER = {
     "logistic": _lower_logistic,
     "softmax": _lower_softmax,
     "reshape": _lower_copy,
+    "transpose": _lower_transpose,
     "pad": _lower_pad,
     "concat": _lower_concat,
     **lower_binary.LOWER,

@@ -22,6 +22,7 @@ REGISTRY: dict[str, ModuleType] = {
     "softmax": activation,
     "logistic": activation,
     "reshape": shape,
+    "transpose": shape,
     "pad": shape,
     "concat": shape,
     "quantize": quantize,

@@ -68,6 +68,15 @@ def check(op: Op, g: Graph) -> None:
             raise fail(op, "expected bit-packed int32 input and output", "check the model")
 
 
+def padded(op: Op, g: Graph) -> bool:
+    """Whether any tap of the convolution falls outside the input (on any side)."""
+    x, w, y = g.tensor(op.inputs[0]), g.tensor(op.inputs[1]), g.tensor(op.outputs[0])
+    (sh, sw), (dh, dw), (pt, pl) = op.attrs["stride"], op.attrs["dilation"], op.attrs["pad"]
+    bottom = (y.shape[1] - 1) * sh + (w.shape[1] - 1) * dh + 1 - pt - x.shape[1]
+    right = (y.shape[2] - 1) * sw + (w.shape[2] - 1) * dw + 1 - pl - x.shape[2]
+    return pt > 0 or pl > 0 or bottom > 0 or right > 0
+
+
 def _require_packed(op: Op, t, channels: int, role: str) -> None:
     if t.shape[-1] != words(channels):
         raise fail(op, f"{role} {t.name} has {t.shape[-1]} words for {channels} channels "
@@ -104,12 +113,12 @@ def _check_bconv(op: Op, g: Graph) -> None:
             raise fail(op, f"output_threshold must be a constant int32[{cout}] for a bit-packed output",
                        "re-export the model with the Larq Compute Engine converter")
         _require_packed(op, y, cout, "output")
-        if op.attrs["pad_values"] == 0 and any(op.attrs["pad"]):
+        if op.attrs["pad_values"] == 0 and padded(op, g):
             raise fail(op, "attribute pad_values = 0 (zero padding) with a bit-packed output",
                        "LCE's converter never makes this combination; use pad_values=1.0 in the Larq layer")
     else:
         raise fail(op, f"output dtype {y.dtype.short}: expected float32, int8 or bit-packed int32", "check the model")
-    if op.attrs["pad_values"] == 0 and any(op.attrs["pad"]) and cin % 2:
+    if op.attrs["pad_values"] == 0 and padded(op, g) and cin % 2:
         raise fail(op, f"attribute pad_values = 0 with an odd channels_in ({cin})",
                    "LCE's zero padding needs an even number of input channels")
 
@@ -144,7 +153,7 @@ def _prepare_bconv(op: Op, g: Graph) -> None:
     kh, kw = w.shape[1], w.shape[2]
     k = kh * kw * a["channels_in"]
     a["k"] = k
-    a["zero_padding"] = a["pad_values"] == 0 and any(a["pad"])
+    a["zero_padding"] = a["pad_values"] == 0 and padded(op, g)
     if y.dtype is I32:
         return
     if a.get("transform") == "dot":
@@ -177,10 +186,10 @@ def macs(op: Op, g: Graph) -> int:
 def pack_bits(negative: np.ndarray) -> np.ndarray:
     """bool [..., C] (True = -1) -> int32 [..., ceil(C/32)], LCE's bit order."""
     c = negative.shape[-1]
-    padded = np.zeros((*negative.shape[:-1], words(c) * WORD), dtype=np.uint64)
-    padded[..., :c] = negative
+    bits = np.zeros((*negative.shape[:-1], words(c) * WORD), dtype=np.uint64)
+    bits[..., :c] = negative
     weights = (np.uint64(1) << np.arange(WORD, dtype=np.uint64))
-    packed = (padded.reshape(*negative.shape[:-1], words(c), WORD) * weights).sum(axis=-1)
+    packed = (bits.reshape(*negative.shape[:-1], words(c), WORD) * weights).sum(axis=-1)
     return packed.astype(np.uint32).view(np.int32)
 
 

@@ -17,6 +17,8 @@ def check(op: Op, g: Graph) -> None:
         if t.dtype is not y.dtype or t.dtype not in (I8, F32):
             raise fail(op, f"tensor {t.name} is {t.dtype.short}, output is {y.dtype.short}",
                        "supported: int8 or float32, the same on input and output")
+    if op.kind == "transpose" and tuple(ins[0].shape[p] for p in op.attrs["perm"]) != tuple(y.shape):
+        raise fail(op, f"transpose {op.attrs['perm']} of {list(ins[0].shape)} is not {list(y.shape)}", "check the model")
     if op.kind == "reshape" and ins[0].size != y.size:
         raise fail(op, f"reshape of {ins[0].size} values into {list(y.shape)}", "check the model")
     if y.dtype is I8:
@@ -50,6 +52,8 @@ def ref(op: Op, g: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
     (y,) = g.out_tensors(op)
     if op.kind == "reshape":
         return [inputs[0].reshape(y.shape).copy()]
+    if op.kind == "transpose":
+        return [np.ascontiguousarray(np.transpose(inputs[0], op.attrs["perm"]))]
     if op.kind == "pad":
         return [np.pad(inputs[0], op.attrs["pads"], constant_values=op.attrs["value"]).astype(y.dtype.np)]
     return [np.concatenate(inputs, axis=op.attrs["axis"]).astype(y.dtype.np)]

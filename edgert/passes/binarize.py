@@ -1,14 +1,18 @@
 """Recognise binary layers in float graphs (ONNX exports of BNNs) and lower them to the
 binary ops of the LCE front end:
 
-    s = sign(x)                               x: float32 [1, K]
-    z = fully_connected(s, W)                 W: constant, every value -1 or +1, no bias
+    s = sign(x)                               x: float32 [1, K], or an NHWC image
+    z = fully_connected(s, W)  or  conv2d(s, W)   W: constant, every value -1 or +1, no bias
     y = add(mul(z, alpha), beta)              alpha, beta: constant [M] (both optional)
 
 becomes
 
     x4 = reshape(x) [1, 1, 1, K] ; p = lce_quantize(x4) ; y4 = bconv2d(p, pack(W), alpha, beta)
     y = reshape(y4) [1, M]
+
+(for a convolution, p = lce_quantize(x) and y = bconv2d(p, ...) directly; its zero padding is
+LCE's pad_values 0, exact for an even number of input channels, so an odd count with padding
+stays a float layer)
 
 with bconv2d's "dot" transform, y = float32(K - 2 * popcount) * alpha + beta (one rounding
 each, as the float graph computes them: the +-1 dot product is an exact integer in float).
@@ -31,14 +35,15 @@ def run(g: Graph) -> Graph:
     dropped: set[int] = set()
     count = 0
     for i, op in enumerate(g.ops):
-        if op.kind != "fully_connected" or i in dropped:
+        if op.kind not in ("fully_connected", "conv2d") or i in dropped:
             continue
         match = _match(g, i, op, consumers, producer)
         if match is None:
             continue
         sign_i, chain, alpha, beta, out_name = match
         x_name = g.ops[sign_i].inputs[0]
-        new_ops = _binary_layer(g, op, x_name, alpha, beta, out_name, count)
+        layer = _binary_layer if op.kind == "fully_connected" else _binary_conv
+        new_ops = layer(g, op, x_name, alpha, beta, out_name, count)
         count += 1
         replaced[i] = new_ops
         dropped.update([sign_i, *chain])
@@ -70,8 +75,12 @@ def _match(g: Graph, i: int, op: Op, consumers, producer):
         return None
     w = g.tensor(w_name)
     x = g.tensor(g.ops[sign_i].inputs[0])
-    if w.data is None or not np.all(np.abs(w.data) == 1) or len(x.shape) != 2 or x.shape[0] != 1:
+    if w.data is None or not np.all(np.abs(w.data) == 1) or op.attrs.get("act", "none") != "none":
         return None
+    if op.kind == "fully_connected" and (len(x.shape) != 2 or x.shape[0] != 1):
+        return None
+    if op.kind == "conv2d" and binary.padded(op, g) and x.shape[3] % 2:
+        return None  # zero padding of an odd channel count: not LCE's exact form
     m = w.shape[0]
     alpha = np.ones(m, np.float32)
     beta = np.zeros(m, np.float32)
@@ -94,6 +103,29 @@ def _match(g: Graph, i: int, op: Op, consumers, producer):
         chain.append(nxt)
         out = nop.outputs[0]
     return sign_i, chain, alpha, beta, out
+
+
+def _binary_conv(g: Graph, conv: Op, x_name: str, alpha, beta, out_name: str, n: int) -> list[Op]:
+    w = g.tensor(conv.inputs[1]).data                       # OHWI, +-1
+    m, kh, kw, k = w.shape
+    x = g.tensor(x_name)
+    base = f"{conv.name}_bin"
+
+    def add(name: str, shape, dtype: DType, data=None) -> str:
+        g.tensors[name] = Tensor(name, tuple(shape), dtype, data=data)
+        return name
+
+    packed = add(f"{base}_packed", (*x.shape[:3], binary.words(k)), DType.I32)
+    wp = add(f"{base}_w", (m, kh, kw, binary.words(k)), DType.I32, binary.pack_bits(w < 0))
+    a = add(f"{base}_alpha", (m,), DType.F32, np.ascontiguousarray(alpha, np.float32))
+    b = add(f"{base}_beta", (m,), DType.F32, np.ascontiguousarray(beta, np.float32))
+    src = f"{conv.source} (binarized)"
+    attrs = {"channels_in": k, "stride": conv.attrs["stride"], "dilation": conv.attrs["dilation"],
+             "pad": conv.attrs["pad"], "pad_values": 0, "act": "none", "transform": "dot"}
+    return [
+        Op("lce_quantize", [x_name], [packed], {}, name=f"lce_quantize_b{n}", source=src),
+        Op("bconv2d", [packed, wp, a, b, ""], [out_name], attrs, name=f"bconv2d_b{n}", source=src),
+    ]
 
 
 def _binary_layer(g: Graph, fc: Op, x_name: str, alpha, beta, out_name: str, n: int) -> list[Op]:

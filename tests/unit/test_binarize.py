@@ -99,3 +99,58 @@ def test_dynamic_batch_is_refused(tmp_path):
     nodes = [helper.make_node("Sign", ["x"], ["y"])]
     with pytest.raises(ModelFormatError, match="dynamic shape"):
         api.compile_model(_model(tmp_path, nodes, {}, in_shape=["N", 4]))
+
+
+def _ort_run(path, x):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return sess.run(None, {"x": x})[0]
+
+
+@pytest.mark.parametrize("pads, strides", [([1, 1, 1, 1], [1, 1]), ([0, 0, 1, 1], [2, 2]), ([0, 0, 0, 0], [1, 1])])
+def test_binary_convolution_from_onnx_equals_onnxruntime(tmp_path, pads, strides):
+    """Sign -> Conv(Sign(W)) -> Mul -> Add on an NCHW image: one binary convolution whose
+    output is onnxruntime's bit for bit (zero padding included: ONNX pads the signs with 0)."""
+    rng = np.random.default_rng(4)
+    inits = {"W": rng.normal(size=(12, 8, 3, 3)), "a": rng.uniform(0.05, 0.3, (12, 1, 1)), "b": rng.normal(size=(12, 1, 1))}
+    nodes = [helper.make_node("Sign", ["x"], ["s"]), helper.make_node("Sign", ["W"], ["Wb"]),
+             helper.make_node("Conv", ["s", "Wb"], ["z"], pads=pads, strides=strides),
+             helper.make_node("Mul", ["z", "a"], ["m"]), helper.make_node("Add", ["m", "b"], ["y"])]
+    path = _model(tmp_path, nodes, inits, in_shape=[1, 8, 7, 7])
+    b = api.build(path, "host", tmp_path / "b")
+    assert "bconv2d" in b.meta["op_kinds"] and "conv2d" not in b.meta["op_kinds"]
+    for seed in range(3):
+        x = np.random.default_rng(seed).normal(size=(1, 8, 7, 7)).astype(np.float32)
+        np.testing.assert_array_equal(api.run(b, [x])[0].reshape(-1), _ort_run(path, x).reshape(-1))
+
+
+def test_a_conv_bnn_from_onnx_agrees_with_onnxruntime(tmp_path):
+    """Float conv, batch norm, ReLU, max pool, Flatten (ONNX's channel-first order) and MatMul
+    around a binary convolution. Tolerance: the float layers sum in another order than
+    onnxruntime's kernels (a few ULP of values up to ~100)."""
+    rng = np.random.default_rng(5)
+    inits = {"W1": rng.normal(size=(8, 3, 3, 3)), "B1": rng.normal(size=8), "W2": rng.normal(size=(16, 8, 3, 3)),
+             "g": rng.uniform(0.5, 2, 16), "be": rng.normal(size=16), "mu": rng.normal(size=16),
+             "var": rng.uniform(0.5, 2, 16), "W3": rng.normal(size=(16 * 4 * 4, 10))}
+    nodes = [helper.make_node("Conv", ["x", "W1", "B1"], ["h"], pads=[1, 1, 1, 1]),
+             helper.make_node("Sign", ["h"], ["s"]), helper.make_node("Sign", ["W2"], ["W2b"]),
+             helper.make_node("Conv", ["s", "W2b"], ["z"], pads=[1, 1, 1, 1]),
+             helper.make_node("BatchNormalization", ["z", "g", "be", "mu", "var"], ["n"]),
+             helper.make_node("Relu", ["n"], ["r"]), helper.make_node("MaxPool", ["r"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("Flatten", ["p"], ["f"]), helper.make_node("MatMul", ["f", "W3"], ["y"])]
+    path = _model(tmp_path, nodes, inits, in_shape=[1, 3, 8, 8])
+    b = api.build(path, "host", tmp_path / "b")
+    assert "bconv2d" in b.meta["op_kinds"]
+    for seed in range(3):
+        x = np.random.default_rng(seed).normal(size=(1, 3, 8, 8)).astype(np.float32)
+        np.testing.assert_allclose(api.run(b, [x])[0], _ort_run(path, x), rtol=1e-5, atol=1e-4)
+
+
+def test_grouped_onnx_convolution_is_named(tmp_path):
+    nodes = [helper.make_node("Conv", ["x", "W"], ["y"], group=2)]
+    path = _model(tmp_path, nodes, {"W": np.ones((4, 1, 3, 3))}, in_shape=[1, 2, 5, 5])
+    with pytest.raises(UnsupportedError, match=r"Conv #0: attribute group = 2"):
+        api.compile_model(path)
