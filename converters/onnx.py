@@ -138,15 +138,15 @@ def load(path: str | os.PathLike) -> Graph:
         ins = list(node.input)
         out = node.output[0]
         image_in = bool(ins) and ins[0] in images
-        if node.op_type in ("Conv", "MaxPool", "BatchNormalization") or (
-                image_in and node.op_type in ("Relu", "Sign", "Add", "Mul", "Identity")):
+        if node.op_type in ("Conv", "MaxPool") or (
+                image_in and node.op_type in ("Relu", "Sign", "Add", "Mul", "Identity", "BatchNormalization")):
             images.add(out)
         # constant folding of weight binarisation and pass-throughs
         if node.op_type in ("Sign", "Identity") and ins[0] in consts:
             consts[out] = np.sign(consts[ins[0]]) if node.op_type == "Sign" else consts[ins[0]]
             images.discard(out)
             continue
-        if node.op_type in ("Conv", "MaxPool", "BatchNormalization") and not image_in:
+        if node.op_type in ("Conv", "MaxPool") and not image_in:
             raise UnsupportedError(f"{where}: expected a 4-D NCHW image input", "export 2-D convolutions only")
         if node.op_type == "Identity":
             emit("reshape", [act(ins[0])], [act(out)], {}, where)
