@@ -12,6 +12,7 @@ import numpy as np
 from tvm import te, tirx
 
 from edgert.ir import DType
+from edgert.kernels import binary
 
 from .te_fixedpoint import clamp
 
@@ -68,26 +69,21 @@ def lower_dequantize(c) -> te.Tensor:
     return te.compute(y.shape, f, name="out")
 
 
-def lower_bconv(c) -> te.Tensor:
+def _window_popcount(c, X, F):
+    """acc(b, oy, ox, o) = the XOR-popcount of filter o of F ([o, kh, kw, words]) over its
+    window of X, out-of-bounds taps as the op's padding says (edgert.kernels.binary)."""
     op, g = c.op, c.g
     a = op.attrs
-    x, w = g.tensor(op.inputs[0]), g.tensor(op.inputs[1])
-    y = g.tensor(op.outputs[0])
-    _, h, wd, nw = x.shape
-    cout, kh, kw, _ = w.shape
-    n, oh, ow = y.shape[0], y.shape[1], y.shape[2]
+    _, h, wd, nw = g.tensor(op.inputs[0]).shape
+    _, kh, kw, _ = g.tensor(op.inputs[1]).shape
     (sh, sw), (dh, dw), (pt, pl) = a["stride"], a["dilation"], a["pad"]
-    X = c.act(op.inputs[0])
-    W = c.act(op.inputs[1]) if "mst" not in a else None  # with reuse: the centers' filters only
-    guard = any(a["pad"]) or (oh - 1) * sh + (kh - 1) * dh + 1 - pt > h or (ow - 1) * sw + (kw - 1) * dw + 1 - pl > wd
-    ry = te.reduce_axis((0, kh), name="ry")
-    rx = te.reduce_axis((0, kw), name="rx")
-    rj = te.reduce_axis((0, nw), name="rj")
+    guard = binary.padded(op, g)
+    ry, rx, rj = (te.reduce_axis((0, e), name=nm) for e, nm in ((kh, "ry"), (kw, "rx"), (nw, "rj")))
     half = a["channels_in"] // 2
 
-    def popcount_acc(b, oy, ox, oc):
+    def acc(b, oy, ox, o):
         iy, ix = oy * sh + ry * dh - pt, ox * sw + rx * dw - pl
-        wv = tirx.reinterpret(U32, W[oc, ry, rx, rj])
+        wv = tirx.reinterpret(U32, F[o, ry, rx, rj])
         xv = tirx.reinterpret(U32, X[b, iy, ix, rj])
         if not guard:
             term = tirx.popcount(xv ^ wv).astype(I32)
@@ -98,12 +94,20 @@ def lower_bconv(c) -> te.Tensor:
             term = tirx.if_then_else(_inside(iy, ix, h, wd), tirx.popcount(xv ^ wv), tirx.popcount(wv)).astype(I32)
         return te.sum(term, axis=[ry, rx, rj])
 
-    if "mst" in a:
-        acc = _mst_acc(c, X, (n, oh, ow, cout), guard)
-    elif y.dtype is DType.I32:
-        acc = te.compute((n, oh, ow, cout), popcount_acc, name="acc")
+    return acc
+
+
+def lower_bconv(c) -> te.Tensor:
+    op, g = c.op, c.g
+    a = op.attrs
+    y = g.tensor(op.outputs[0])
+    cout = g.tensor(op.inputs[1]).shape[0]
+    acc_shape = (*y.shape[:3], cout)
+    X = c.act(op.inputs[0])
+    if "mst" in a:  # with reuse: the centers' filters only
+        acc = _mst_acc(c, X, acc_shape)
     else:
-        acc = te.compute(y.shape, popcount_acc, name="acc")
+        acc = te.compute(acc_shape, _window_popcount(c, X, c.act(op.inputs[1])), name="acc")
     if y.dtype is DType.I32:
         T = c.act(op.inputs[4])
         return _or_words(y.shape, cout, lambda b, oy, ox, oc: acc[b, oy, ox, oc] > T[oc], "out")
@@ -129,7 +133,7 @@ def lower_bconv(c) -> te.Tensor:
     return te.compute(y.shape, to_int8, name="out")
 
 
-def _mst_acc(c, X, shape, guard: bool) -> te.Tensor:
+def _mst_acc(c, X, shape) -> te.Tensor:
     """The popcount accumulators with channel reuse (edgert.passes.mst): centers in full,
     every other channel as its center's accumulator plus sum(|D|) - 2 sum(popcount((x & D) ^ E))
     over its difference entries. Computed once per output position ("pos_" stages)."""
@@ -140,7 +144,7 @@ def _mst_acc(c, X, shape, guard: bool) -> te.Tensor:
     plan = a["mst"]
     w = g.tensor(op.inputs[1]).data
     _, h, wd, _ = g.tensor(op.inputs[0]).shape
-    cout, kh, kw, nw = w.shape
+    cout = w.shape[0]
     (sh, sw), (dh, dw), (pt, pl) = a["stride"], a["dilation"], a["pad"]
     centers = plan["centers"]
     others = [ch for ch in range(cout) if plan["center_of"][ch] != ch]
@@ -154,23 +158,8 @@ def _mst_acc(c, X, shape, guard: bool) -> te.Tensor:
     IS_CENTER = c.const("mst_is_center", np.array([plan["center_of"][ch] == ch for ch in range(cout)], np.int32))
     SLOT = c.const("mst_slot", np.array([slot[ch] for ch in range(cout)], np.int32))
     n, oh, ow = shape[:3]
-    ry, rx, rj = (te.reduce_axis((0, e), name=nm) for e, nm in ((kh, "ry"), (kw, "rx"), (nw, "rj")))
-    half = a["channels_in"] // 2
-
-    def center_acc(b, oy, ox, s):
-        iy, ix = oy * sh + ry * dh - pt, ox * sw + rx * dw - pl
-        wv = tirx.reinterpret(U32, WC[s, ry, rx, rj])
-        xv = tirx.reinterpret(U32, X[b, iy, ix, rj])
-        if not guard:
-            term = tirx.popcount(xv ^ wv).astype(I32)
-        elif a["zero_padding"]:
-            term = tirx.if_then_else(_inside(iy, ix, h, wd), tirx.popcount(xv ^ wv).astype(I32),
-                                     tirx.if_then_else(rj == 0, tirx.const(half, I32), tirx.const(0, I32)))
-        else:
-            term = tirx.if_then_else(_inside(iy, ix, h, wd), tirx.popcount(xv ^ wv), tirx.popcount(wv)).astype(I32)
-        return te.sum(term, axis=[ry, rx, rj])
-
-    acc_c = te.compute((n, oh, ow, len(centers)), center_acc, name="pos_centers")
+    guard = binary.padded(op, g)
+    acc_c = te.compute((n, oh, ow, len(centers)), _window_popcount(c, X, WC), name="pos_centers")
     re = te.reduce_axis((0, ent["d"].shape[1]), name="re")
     re2 = te.reduce_axis((0, ent["d"].shape[1]), name="re2")
 

@@ -5,7 +5,7 @@ where the reference does its arithmetic in 64 bits. Same semantics, same names.
 """
 from __future__ import annotations
 
-from tvm import te, tirx
+from tvm import tirx
 
 I32, I64 = "int32", "int64"
 

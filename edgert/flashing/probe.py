@@ -10,6 +10,7 @@ names the target for each:
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import shutil
 import subprocess
@@ -28,11 +29,7 @@ class Stats:
 
 
 def pyocd_installed() -> bool:
-    try:
-        import pyocd  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return importlib.util.find_spec("pyocd") is not None
 
 
 def choose_tool(probe_tool: str | None) -> str:

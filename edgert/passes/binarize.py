@@ -131,7 +131,6 @@ def _binary_conv(g: Graph, conv: Op, x_name: str, alpha, beta, out_name: str, n:
 def _binary_layer(g: Graph, fc: Op, x_name: str, alpha, beta, out_name: str, n: int) -> list[Op]:
     w = g.tensor(fc.inputs[1]).data
     m, k = w.shape
-    x = g.tensor(x_name)
     y = g.tensor(out_name)
     base = f"{fc.name}_bin"
 

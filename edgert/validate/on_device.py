@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from edgert.errors import UserError, ValidationFailed
+from edgert.kernels import REGISTRY, binary
 from edgert.report import format_table
 
 REFERENCES = ("auto", "tflm", "edgert")
@@ -33,7 +34,7 @@ def resolve_reference(build, name: str) -> str:
     return "edgert" if kinds & BINARY_KINDS else "tflm"
 
 
-BINARY_KINDS = frozenset({"lce_quantize", "lce_dequantize", "bconv2d", "bmaxpool2d"})
+BINARY_KINDS = frozenset(kind for kind, family in REGISTRY.items() if family is binary)
 
 
 @dataclass(frozen=True)

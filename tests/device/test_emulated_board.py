@@ -9,7 +9,6 @@ import subprocess
 import threading
 
 import numpy as np
-import pytest
 
 from edgert import api
 from edgert.cli import main

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgert import api
 from edgert.device import host_board, protocol as P
 from edgert.device.session import ProtocolError, Session
 from edgert.validate.tflm_ref import run_tflm
