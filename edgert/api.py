@@ -88,7 +88,7 @@ def build(model: str | Path, target: str | Path = "host", out_dir: str | Path = 
     target's default board or ``board`` (a name or board .toml); refuse an arena over
     ``ram_limit``, and for a board, an image over the board's memory. ``bnn_mst``: binary
     convolutions reuse other channels' results where that saves work (edgert.passes.mst)."""
-    from edgert.backends import cortex_m, host
+    from edgert.backends import cortex_m, host, linux
     from edgert.codegen import c_emit, lower, model_c
 
     tgt = targets.load(target, board)
@@ -106,8 +106,14 @@ def build(model: str | Path, target: str | Path = "host", out_dir: str | Path = 
 
         mst_rows = mst.run(g)
     lowered = lower.lower(g, p)
-    kernels = c_emit.emit_c({k.name: k.func for k in lowered.kernels},
-                            aliased={k.name for k in lowered.kernels if k.in_place})
+    funcs = {k.name: k.func for k in lowered.kernels}
+    in_place = {k.name for k in lowered.kernels if k.in_place}
+    if tgt.kind == "linux":  # kernels compiled by TVM's LLVM back end for the board's CPU
+        from edgert.codegen import llvm_emit
+
+        kernels = llvm_emit.emit_object(funcs, tgt.llvm, aliased=in_place)
+    else:
+        kernels = c_emit.emit_c(funcs, aliased=in_place)
     sources = model_c.emit(g, p, lowered, kernels)
 
     out = Path(out_dir)
@@ -117,7 +123,12 @@ def build(model: str | Path, target: str | Path = "host", out_dir: str | Path = 
     emulator.stop(out)  # an emulated board left running on this folder's old image
     (out / "model.c").write_text(sources.model_c)
     (out / "model.h").write_text(sources.model_h)
-    (out / "kernels.c").write_text(sources.kernels_c)
+    if tgt.kind == "linux":
+        (out / linux.KERNEL_OBJECT).write_bytes(kernels.object)
+        (out / "kernels.s").write_text(kernels.assembly)
+        (out / "kernel_helpers.c").write_text(c_emit.extern_helpers())
+    else:
+        (out / "kernels.c").write_text(sources.kernels_c)
     (out / "weights.c").write_text(sources.weights_c)
     (out / "graph.txt").write_text(format_graph(g))
     model_file = "model" + model.suffix.lower()
@@ -149,6 +160,9 @@ def build(model: str | Path, target: str | Path = "host", out_dir: str | Path = 
         if board is not None:  # how Build.target finds the board again
             meta["board_ref"] = str(board) if Path(str(board)).suffix != ".toml" else str(Path(board).resolve())
         meta["firmware"] = f"{cortex_m.FIRMWARE_DIR}/{cortex_m.ELF}"
+    elif tgt.kind == "linux":
+        rep["memory"] = linux.build_runner(out, tgt, meta)
+        meta["runner"] = f"{linux.RUNNER_DIR}/{linux.RUNNER}"
     (out / "report.json").write_text(json.dumps(rep, indent=2) + "\n")
     (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     return Build(dir=out, meta=meta)

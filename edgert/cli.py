@@ -87,7 +87,12 @@ def cmd_build(args) -> int:
         print(f"--bnn-mst {layer}: {how}; bit operations per output position {m['bitops_dense']:,} -> {m['bitops_mst']:,} "
               f"({saved:,} saved)")
     mem = rep.get("memory")
-    if mem:
+    if mem and "runner" in b.meta:
+        f, r = mem["flash"], mem["ram"]
+        print(f"runner {b.dir / b.meta['runner']} ({mem['runner_bytes']:,} B, static):")
+        print(f"  code and constants {f['total']:,} B = text {f['text']:,} + rodata {f['rodata']:,} + data {f['data']:,}")
+        print(f"  static RAM {r['total']:,} B = data {r['data']:,} + bss {r['bss']:,} + arena {r['arena']:,}")
+    elif mem:
         f, r = mem["flash"], mem["ram"]
         print(f"firmware {b.dir / b.meta['firmware']} for board {mem['board']}:")
         print(f"  flash {f['total']:,} B = text {f['text']:,} + rodata {f['rodata']:,} + data {f['data']:,}")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from edgert.errors import UserError
 
-KINDS = ("host", "cortex-m")
+KINDS = ("host", "cortex-m", "linux")
 
 
 def targets_dir() -> Path:
@@ -76,6 +76,15 @@ class Target:
     board: Board | None = None
     path: Path | None = None
     raw: dict = field(default_factory=dict, compare=False)
+    # kind "linux" (Raspberry Pi, Jetson): the runner's kernels and where it runs
+    kernels: dict = field(default_factory=dict, compare=False)  # [kernels]: TVM target of the kernel code
+    emulator: tuple[str, ...] = ()   # runs the runner here when no board is named (qemu-aarch64 -cpu ...)
+    deploy: dict = field(default_factory=dict, compare=False)   # [deploy]: dir on the board, run wrapper
+
+    @property
+    def llvm(self) -> dict:
+        """The TVM LLVM target dict of a CPU target's kernels."""
+        return {k: v for k, v in self.kernels.items() if k not in ("backend",)} | {"kind": "llvm"}
 
 
 def available() -> list[str]:
@@ -186,10 +195,11 @@ def load(name: str | Path, board: str | Path | None = None) -> Target:
         kind = data["kind"]
         if kind not in KINDS:
             raise UserError(f"{path}: unknown kind {kind!r}", f"use one of: {', '.join(KINDS)}")
-        if kind == "host":
+        if kind in ("host", "linux"):
             if board is not None:
-                raise UserError(f"target {data['name']} runs on this machine; it takes no --board",
-                                "drop --board, or choose a board target such as cortex-m7")
+                where = "runs on this machine" if kind == "host" else "is a Linux board, reached over SSH or a port"
+                raise UserError(f"target {data['name']} {where}; it takes no --board",
+                                "drop --board, or choose a microcontroller target such as cortex-m7")
             chosen = None
         elif board is not None:
             chosen = load_board(board, path.parent)
@@ -204,6 +214,8 @@ def load(name: str | Path, board: str | Path | None = None) -> Target:
             name=data["name"], kind=kind, description=data.get("description", ""),
             cc=data["cc"], cflags=tuple(data.get("cflags", ())), ldflags=tuple(data.get("ldflags", ())),
             objcopy=data.get("objcopy", ""), board=chosen, path=path.resolve(), raw=data,
+            kernels=dict(data.get("kernels", {})), emulator=tuple(data.get("emulator", ())),
+            deploy=dict(data.get("deploy", {})),
         )
     except KeyError as e:
         raise UserError(f"{path}: missing key {e.args[0]!r}", "see targets/host.toml for the required keys") from None

@@ -47,7 +47,8 @@ from tvm import s_tir, tirx
 
 from edgert.errors import EdgertError
 
-__all__ = ["CEmitError", "CSource", "MAX_LOCAL_BYTES", "Param", "emit_c", "lowering_passes"]
+__all__ = ["CEmitError", "CSource", "MAX_LOCAL_BYTES", "Param", "check_signatures", "emit_c", "extern_helpers",
+           "lowering_passes", "params"]
 
 #: Largest internal buffer (bytes) a kernel may keep as a C local array. Anything bigger
 #: must be a kernel parameter placed by the memory planner (DESIGN: no big stack arrays).
@@ -123,12 +124,9 @@ def emit_c(funcs: Mapping[str, tirx.PrimFunc], *, header_name: str | None = None
     parameter, an internal buffer over ``MAX_LOCAL_BYTES``, a workspace/packed call, a parallel
     or thread-bound loop, or a leftover vector expression.
     """
-    if not funcs:
-        raise CEmitError("emit_c: expected at least one PrimFunc, got none")
+    check_signatures(funcs)
     if header_name is not None and not re.fullmatch(r"[\w./-]+\.h", header_name):
         raise CEmitError(f"emit_c: header_name must look like 'name.h', got {header_name!r}")
-    for name, func in funcs.items():
-        _check_signature(name, func)
 
     _register_intrinsic_lowerings()
     target = tvm.target.Target(_C_TARGET)
@@ -140,19 +138,38 @@ def emit_c(funcs: Mapping[str, tirx.PrimFunc], *, header_name: str | None = None
         mod = tvm.ir.transform.Sequential(lowering_passes())(mod)
 
     # Parameters as far as the IR tells (names come from the printed C, which may rename).
-    unnamed: dict[str, list[Param]] = {}
-    for name, func in funcs.items():
-        written = _check_body_and_find_writes(name, mod[name])
-        unnamed[name] = [
-            Param(name="", ctype=_C_TYPES[str(p.ty.dtype.dtype)], is_const=i not in written,
-                  shape=tuple(int(s) for s in p.ty.shape), restrict=name not in aliased)
-            for i, p in enumerate(func.params)
-        ]
+    unnamed = {name: params(name, func, mod[name], aliased=name in aliased) for name, func in funcs.items()}
 
     raw = tvm.get_global_func("target.build.c")(mod, target).inspect_source()
     found = _extract_bodies(raw, unnamed)
     signatures = {name: found[name][0] for name in funcs}
     return _assemble(signatures, {name: found[name][1] for name in funcs}, header_name)
+
+
+def check_signatures(funcs: Mapping[str, tirx.PrimFunc]) -> None:
+    """Refuse names and parameters that cannot be plain C-callable kernels (``CEmitError``)."""
+    if not funcs:
+        raise CEmitError("expected at least one PrimFunc, got none")
+    for name, func in funcs.items():
+        _check_signature(name, func)
+
+
+def params(name: str, func: tirx.PrimFunc, lowered: tirx.PrimFunc, *, aliased: bool = False,
+           vectors: bool = False) -> list[Param]:
+    """The C parameters of kernel ``name`` (unnamed: ``name=""``), from the PrimFunc and its
+    lowered form, which must hold nothing plain C-callable code cannot (see
+    ``_check_body_and_find_writes``; ``vectors``: vector expressions are allowed, for the
+    LLVM back end, which lowers them itself)."""
+    written = _check_body_and_find_writes(name, lowered, vectors=vectors)
+    return [Param(name="", ctype=_C_TYPES[str(p.ty.dtype.dtype)], is_const=i not in written,
+                  shape=tuple(int(s) for s in p.ty.shape), restrict=not aliased)
+            for i, p in enumerate(func.params)]
+
+
+def extern_helpers() -> str:
+    """Every helper the lowered kernels may call, as external C definitions: what a kernel
+    object built by another back end (LLVM) links against."""
+    return "#include <stdint.h>\n\n" + "\n".join(h.replace("static inline ", "") for h in _HELPERS.values())
 
 
 def lowering_passes(*, vectorize: bool = False) -> list[tvm.transform.Pass]:
@@ -327,7 +344,7 @@ def _is_zero(expr) -> bool:
     return expr is None or (isinstance(expr, tvm.tirx.IntImm) and int(expr) == 0)
 
 
-def _check_body_and_find_writes(name: str, func) -> set[int]:
+def _check_body_and_find_writes(name: str, func, *, vectors: bool = False) -> set[int]:
     """Refuse what plain allocation-free C cannot hold; return indices of written parameters.
 
     A parameter counts as written (so not ``const``) when a BufferStore reaches it through any
@@ -370,7 +387,7 @@ def _check_body_and_find_writes(name: str, func) -> set[int]:
                                                               int(tirx.ForKind.THREAD_BINDING)):
             raise CEmitError(f"kernel {name}: loop {node.loop_var.name} is {tirx.ForKind(int(node.kind)).name}; "
                              "emitted kernels run on one core", "drop parallel/bind from the schedule")
-        elif isinstance(node, (tirx.Ramp, tirx.Broadcast, tirx.Shuffle)):
+        elif isinstance(node, (tirx.Ramp, tirx.Broadcast, tirx.Shuffle)) and not vectors:
             raise CEmitError(f"kernel {name}: vector expression left after lowering ({type(node).__name__})",
                              "use plain loops; the C compiler vectorizes them")
         elif isinstance(node, tvm.ir.Call):

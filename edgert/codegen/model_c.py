@@ -23,6 +23,7 @@ from edgert.ir import Graph
 from edgert.plan.arena import ALIGN, ArenaPlan
 
 from .c_emit import CSource
+from .llvm_emit import ObjectCode
 from .lower import Lowered
 
 
@@ -63,7 +64,7 @@ def model_hash(g: Graph, lowered: Lowered) -> str:
     return h.hexdigest()
 
 
-def emit(g: Graph, plan: ArenaPlan, lowered: Lowered, kernels: CSource) -> ModelSources:
+def emit(g: Graph, plan: ArenaPlan, lowered: Lowered, kernels: CSource | ObjectCode) -> ModelSources:
     digest = model_hash(g, lowered)
     consts = lowered.consts
     weights = ['#include "model.h"\n', "#include <math.h>\n\n"]
@@ -155,7 +156,7 @@ def emit(g: Graph, plan: ArenaPlan, lowered: Lowered, kernels: CSource) -> Model
     return ModelSources(
         model_c="\n".join(c),
         model_h="\n".join(h),
-        kernels_c=kernels.code,
+        kernels_c=getattr(kernels, "code", ""),  # C source; an object (LLVM) has none
         weights_c="".join(weights),
         flash_const_bytes=flash_bytes,
     )

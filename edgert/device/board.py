@@ -30,6 +30,8 @@ class Board:
     def unit(self) -> str:
         if self.hello.timer is P.Timer.HOST:
             return "ns"
+        if self.hello.timer is P.Timer.INSTRUCTIONS:
+            return "instructions"
         return "instructions" if self.emulated else "cycles"
 
     def latency(self, ticks: int) -> int:
@@ -66,6 +68,16 @@ def connect(build, port: str | None = None, *, timeout: float = DEFAULT_TIMEOUT,
     (protocol version, model hash). With no port: the emulated board `edgert flash` started
     for this build, or a new one for the duration of the block."""
     started = None
+    if build.target.kind == "linux":
+        from . import linux_board
+
+        transport, emulated, where = linux_board.open_runner(build, port)
+        session = Session(transport, timeout=timeout, invoke_timeout=invoke_timeout, trace=trace, name=where)
+        try:
+            yield Board(session, session.check_build(build.meta), emulated, where)
+        finally:
+            session.close()
+        return
     if build.target.kind == "host":
         # The firmware built for this machine: same runtime and protocol, over stdin/stdout.
         from . import host_board

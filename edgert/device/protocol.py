@@ -80,7 +80,8 @@ class Timer(enum.IntEnum):
 
     CYCLES = 1   # DWT CYCCNT: core clock cycles
     SYSTICK = 2  # SysTick on the core clock: cycles on hardware, clock_hz ticks a second on the emulator
-    HOST = 3     # a host build: nanoseconds
+    HOST = 3     # a host build or a Linux runner: nanoseconds
+    INSTRUCTIONS = 4  # a Linux runner under user-mode QEMU: executed instructions, counted by the emulator
 
 
 class DType(enum.IntEnum):

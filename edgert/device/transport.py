@@ -74,17 +74,26 @@ class SerialTransport(Transport):
 
 
 class ProcessTransport(Transport):
-    """The firmware's host build (firmware/host): its UART is the process's stdin/stdout."""
+    """A program that speaks the protocol on its stdin/stdout: the firmware's host build
+    (firmware/host), a Linux runner under its emulator, or one started on a board over SSH.
+    ``cleanup`` runs once the process has ended (temporary files it used)."""
 
-    def __init__(self, argv: list[str]):
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+    def __init__(self, argv: list[str], *, env: dict | None = None, name: str = "the host firmware",
+                 cleanup=None):
+        self.name, self._cleanup = name, cleanup
+        try:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0,
+                                         env=None if env is None else {**os.environ, **env})
+        except OSError as e:
+            raise DeviceError(f"cannot start {name}: {e}", f"the command was: {' '.join(argv)}") from None
         os.set_blocking(self.proc.stdout.fileno(), False)
 
     def write(self, data: bytes) -> None:
         try:
             self.proc.stdin.write(data)
         except BrokenPipeError:
-            raise DeviceError("the host firmware exited", "see its exit code") from None
+            raise DeviceError(f"{self.name} exited (code {self.proc.poll()})",
+                              "its messages, if any, are above") from None
 
     def read(self, n: int, timeout: float) -> bytes:
         ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
@@ -94,12 +103,18 @@ class ProcessTransport(Transport):
 
     def close(self) -> None:
         if self.proc.poll() is None:
-            self.proc.stdin.close()
+            try:
+                self.proc.stdin.close()
+            except BrokenPipeError:
+                pass
             try:
                 self.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self._cleanup is not None:
+            self._cleanup()
+            self._cleanup = None
 
 
 def open_transport(port: str) -> Transport:

@@ -165,7 +165,8 @@ def check(report: dict, t: Thresholds) -> None:
 def format_report(report: dict) -> str:
     s, m = report["summary"], report["memory"]
     unit = s["latency_unit"]
-    where = f"emulated {report['board']}" if report["emulated"] else (report["board"] or report["target"])
+    board = report["board"] or report["target"]
+    where = f"emulated {board}" if report["emulated"] else board
     lines = [f"{report['model']} on {where}: {s['samples']} samples vs {s['reference'].upper()}", ""]
     lines.append(f"  bit-exact        {s['exact_rate']:.1%}   (max abs diff {s['max_abs_diff']:g})")
     lines.append(f"  top-1 agreement  {s['top1_agreement']:.1%}")
@@ -177,8 +178,9 @@ def format_report(report: dict) -> str:
     if flash:
         lines.append(f"  flash            {flash['total']:,} B (text {flash['text']:,}, rodata {flash['rodata']:,}, "
                      f"data {flash['data']:,})")
+        stack = f", stack {ram['stack']:,}" if "stack" in ram else ""  # a Linux runner's stack is the OS's
         lines.append(f"  RAM              {ram['total']:,} B (arena {ram['arena']:,}, bss {ram['bss']:,}, "
-                     f"data {ram['data']:,}, stack {ram['stack']:,})")
+                     f"data {ram['data']:,}{stack})")
     else:
         lines.append(f"  arena            {m['arena']:,} B")
     if report["layers"]:

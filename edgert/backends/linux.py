@@ -1,0 +1,127 @@
+"""The Linux board backend (Raspberry Pi, Jetson): the model and edgert's runtime linked into
+one static executable, the runner, that serves the same protocol as the firmware over
+stdin/stdout, TCP or a serial port (firmware/linux/runner.c).
+
+The kernels come from TVM's LLVM back end for the target's exact CPU (``kernels.o``, with
+``kernels.s`` beside it to read); model.c, the weights and the runtime are cross-compiled by
+the target's C compiler. Outputs in ``<build>/runner/``: edgert-runner and model_desc.c.
+
+Running it here: ``emulator_argv`` starts the runner under the target's emulator
+(qemu-aarch64 with the board's CPU model, which refuses instructions that CPU lacks) with
+edgert's instruction-counting QEMU plugin, so the runner's timer counts instructions.
+"""
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+from pathlib import Path
+
+from edgert.errors import ToolchainError, UserError
+from edgert.targets import Target
+
+from .cortex_m import HOOK_FLAGS, model_desc_c, runtime_dir
+
+RUNNER_DIR = "runner"
+RUNNER = "edgert-runner"
+MODEL_SOURCES = ("model.c", "weights.c", "kernel_helpers.c")
+KERNEL_OBJECT = "kernels.o"
+RUNTIME_SOURCES = ("server.c", "framing.c")
+PLUGIN_SOURCE = "icount_plugin.c"
+# The instruction counter the plugin writes and the runner reads (one uint64 in a file).
+ICOUNT_ENV = "EDGERT_ICOUNT_FILE"
+
+
+def linux_dir() -> Path:
+    return runtime_dir().parent / "linux"
+
+
+def tool(name: str, package: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise ToolchainError(f"{name} is not installed", f"install Debian's {package}, or run scripts/setup.sh")
+    return path
+
+
+def build_runner(build_dir: Path, target: Target, meta: dict) -> dict:
+    """Cross-compile and link the runner; returns its memory report (section sizes)."""
+    out = build_dir / RUNNER_DIR
+    out.mkdir(exist_ok=True)
+    (out / "model_desc.c").write_text(model_desc_c(meta))
+    rt, linux = runtime_dir(), linux_dir()
+    cc = tool(target.cc, "gcc-aarch64-linux-gnu and libc6-dev-arm64-cross")
+    cmd = [cc, *target.cflags, "-D_DEFAULT_SOURCE", f"-I{build_dir}", f"-I{rt}", *HOOK_FLAGS,
+           *(str(build_dir / s) for s in MODEL_SOURCES), str(build_dir / KERNEL_OBJECT), str(out / "model_desc.c"),
+           *(str(rt / s) for s in RUNTIME_SOURCES), str(linux / "runner.c"),
+           *target.ldflags, "-lm", "-o", str(out / RUNNER)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-8:])
+        raise ToolchainError(f"building the runner failed:\n{tail}",
+                             f"this is an edgert bug; the command was: {' '.join(cmd)}")
+    return memory_report(out / RUNNER)
+
+
+def memory_report(exe: Path) -> dict:
+    """Bytes of the runner's code, constants (weights among them) and static RAM (the arena
+    among it), read from its ELF."""
+    from elftools.elf.elffile import ELFFile
+
+    sizes = {"text": 0, "rodata": 0, "data": 0, "bss": 0}
+    arena = 0
+    with open(exe, "rb") as f:
+        elf = ELFFile(f)
+        for sec in elf.iter_sections():
+            if not sec["sh_flags"] & 0x2 or sec["sh_size"] == 0:  # SHF_ALLOC
+                continue
+            key = ("text" if sec["sh_flags"] & 0x4 else "bss" if sec["sh_type"] == "SHT_NOBITS"
+                   else "rodata" if not sec["sh_flags"] & 0x1 else "data")
+            sizes[key] += sec["sh_size"]
+        symtab = elf.get_section_by_name(".symtab")
+        sym = symtab.get_symbol_by_name("edgert_arena") if symtab else None
+        if sym:
+            arena = int(sym[0]["st_size"])
+    return {"runner_bytes": exe.stat().st_size,
+            "flash": {"text": sizes["text"], "rodata": sizes["rodata"], "data": sizes["data"],
+                      "total": sizes["text"] + sizes["rodata"] + sizes["data"]},
+            "ram": {"data": sizes["data"], "bss": sizes["bss"] - arena, "arena": arena,
+                    "total": sizes["data"] + sizes["bss"]}}
+
+
+def runner_path(build) -> Path:
+    if build.target.kind != "linux":
+        raise UserError(f"{build.dir} was built for {build.meta['target']}, not a Linux board",
+                        "rebuild with --target rpi4 (see `edgert targets`)")
+    exe = build.dir / build.meta["runner"]
+    if not exe.is_file():
+        raise UserError(f"{exe} is missing", "rebuild: `edgert build MODEL --target ... -o DIR`")
+    return exe
+
+
+def plugin(cache: Path | None = None) -> Path:
+    """edgert's instruction-counting QEMU plugin, compiled for this machine on first use
+    (cached by the source's hash)."""
+    src = linux_dir() / PLUGIN_SOURCE
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()[:16]
+    cache = cache or Path.home() / ".cache" / "edgert"
+    lib = cache / f"icount-{digest}.so"
+    if lib.is_file():
+        return lib
+    cache.mkdir(parents=True, exist_ok=True)
+    cc = tool("cc", "gcc")
+    tmp = lib.with_suffix(".tmp")
+    proc = subprocess.run([cc, "-O2", "-shared", "-fPIC", str(src), "-o", str(tmp)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise ToolchainError(f"building the QEMU plugin failed: {proc.stderr.strip()[-500:]}", "this is an edgert bug")
+    tmp.replace(lib)
+    return lib
+
+
+def emulator_argv(target: Target, exe: Path) -> list[str]:
+    """The command that runs ``exe`` here under the target's emulator, counting instructions
+    (the caller sets ICOUNT_ENV in its environment to the counter file)."""
+    if not target.emulator:
+        raise UserError(f"target {target.name} names no emulator to run its runner here",
+                        "deploy it to the board (`edgert deploy BUILD --host user@board`) or pass --port")
+    qemu = tool(target.emulator[0], "qemu-user")
+    return [qemu, *target.emulator[1:], "-plugin", str(plugin()), str(exe)]
