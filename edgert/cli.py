@@ -201,6 +201,27 @@ def cmd_flash(args) -> int:
     return EXIT_OK
 
 
+def cmd_deploy(args) -> int:
+    from edgert import api
+    from edgert.device import deploy
+
+    b = api.load_build(args.build)
+    if args.forget:
+        forgotten = deploy.forget(b)
+        print(f"{b.dir} no longer names a board; run/validate/bench use the emulator" if forgotten
+              else f"{b.dir} was not deployed")
+        return EXIT_OK
+    if not args.host:
+        raise UserError("deploy needs --host USER@BOARD", "e.g. `edgert deploy build/kws --host pi@raspberrypi`")
+    path, hello = deploy.deploy(b, args.host, identity=args.identity, ssh_options=args.ssh_option,
+                                timeout=args.timeout)
+    print(f"{args.host}:{path} runs {b.report['summary']['model']} "
+          f"(protocol v{hello.version}, model hash {hello.model_hash[:16]}…, arena {hello.arena_bytes:,} bytes, "
+          f"timer {hello.timer.name.lower()})")
+    print(f"  `edgert run/validate/bench {b.dir}` start it over SSH; `edgert deploy --forget {b.dir}` undoes that")
+    return EXIT_OK
+
+
 def cmd_validate(args) -> int:
     from edgert import api
     from edgert.device.board import connect
@@ -338,6 +359,16 @@ def make_parser() -> argparse.ArgumentParser:
                    help="--method probe: the tool (default: pyOCD if installed, else OpenOCD)")
     s.add_argument("--stop", action="store_true", help="stop the emulated board started for this build")
     s.set_defaults(func=cmd_flash)
+
+    s = sub.add_parser("deploy", help="copy a Linux board build's runner to the board over SSH and check it")
+    s.add_argument("build")
+    s.add_argument("--host", help="the board: [user@]host, or a Host of ~/.ssh/config")
+    s.add_argument("--identity", "-i", help="SSH private key (default: ssh's own choice)")
+    s.add_argument("--ssh-option", "-o", action="append", default=[], metavar="KEY=VALUE",
+                   help="an ssh -o option, e.g. -o Port=2222 (repeatable)")
+    s.add_argument("--timeout", type=float, default=None, help="seconds to wait for the runner's answer")
+    s.add_argument("--forget", action="store_true", help="drop the deployment record: run/validate use the emulator")
+    s.set_defaults(func=cmd_deploy)
 
     s = sub.add_parser("validate", help="run samples on the device and compare with the reference interpreter")
     s.add_argument("build")

@@ -17,3 +17,8 @@ def hello_host_build(tmp_path_factory):
 @pytest.fixture(scope="session")
 def hello_m7_build(tmp_path_factory):
     return api.build(HELLO_WORLD, "cortex-m7", tmp_path_factory.mktemp("hello_m7"))
+
+
+@pytest.fixture(scope="session")
+def hello_rpi4_build(tmp_path_factory):
+    return api.build(HELLO_WORLD, "rpi4", tmp_path_factory.mktemp("hello_rpi4"))
