@@ -153,6 +153,7 @@ def format_device(result: dict) -> str:
             ("tflm_reference", "TFLM ref"), ("vs_tflm_reference", "/ TFLM ref"),
             ("arena", "arena B"), ("tflm_arena", "TFLM arena B"), ("arena_vs_tflm", "/ TFLM"),
             ("flash", "flash B"), ("ram", "RAM B")]
+    cols = [c for c in cols if any(c[0] in r for r in rows)]  # TFLM figures exist for cortex-m7 only
     md = ["| " + " | ".join(h for _, h in cols) + " |", "|" + "|".join("---" if k == "model" else "---:" for k, _ in cols) + "|"]
     for r in rows:
         cells = []
@@ -160,9 +161,11 @@ def format_device(result: dict) -> str:
             v = r.get(k, "")
             cells.append(f"{v:,}" if isinstance(v, int) else (f"{v:.3g}" if isinstance(v, float) else str(v)))
         md.append("| " + " | ".join(cells) + " |")
-    note = (f"\n{result['target']}, emulated board, one inference of seeded input (seed {result['seed']}); "
-            "TFLM columns are recorded figures for the same model files (see edgert/bench.py); "
-            "ratios below 1 mean edgert is smaller or faster.")
+    note = f"\n{result['target']}, emulated board, one inference of seeded input (seed {result['seed']})"
+    if any("tflm_cmsis_nn" in r for r in rows):
+        note += ("; TFLM columns are recorded figures for the same model files (see edgert/bench.py); "
+                 "ratios below 1 mean edgert is smaller or faster")
+    note += "."
     layer_rows = [(r["model"], lay) for r in rows for lay in r.get("layers", ())]
     if layer_rows:
         md_l = ["", f"| model | layer | source | {unit} | MACs (binary: bit ops) | MACs/instr |", "|---|---|---|---:|---:|---:|"]

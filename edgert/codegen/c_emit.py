@@ -285,7 +285,6 @@ _HELPERS["edgert_clz32"] = (
     "}\n"
 )
 _HELPER_DEPS = {"edgert_popcount16": ["edgert_popcount32"], "edgert_popcount8": ["edgert_popcount32"]}
-_POPCOUNT_LOWERING_KEY = "c.FLowerIntrinsic"
 _registered = False
 
 
@@ -297,8 +296,21 @@ def _lower_popcount(call):
     return tirx.call_pure_extern(call.ty, f"edgert_popcount{dtype.bits}", call.args[0])
 
 
+def _lower_clz(call):
+    """clz(x) of an int32 -> edgert_clz32(x) (one CLZ instruction on Arm)."""
+    if str(call.args[0].ty.dtype) != "int32":
+        raise CEmitError(f"clz: expected an int32, got {call.args[0].ty.dtype}")
+    return tirx.call_pure_extern("int32", "edgert_clz32", call.args[0])
+
+
+def _lower_clz_llvm(call):
+    """clz(x) -> llvm.ctlz(x, is_zero_poison=true): callers guarantee x != 0."""
+    return tirx.call_llvm_pure_intrin("int32", "llvm.ctlz", call.args[0], tirx.const(True, "bool"))
+
+
 def _register_intrinsic_lowerings() -> None:
-    """Register our C lowering of ``tirx.popcount`` once per process (TVM has none for C).
+    """Register our lowerings of ``tirx.popcount`` (C) and ``prim.clz`` (C, and LLVM for CPUs
+    and NVPTX: TVM 0.27 lowers clz for its CUDA source target only) once per process.
 
     TVM refuses a second registration at the same level, so an existing one (e.g. after a
     module reload) is reset first; that makes ours the one in force, deterministically.
@@ -306,10 +318,13 @@ def _register_intrinsic_lowerings() -> None:
     global _registered
     if _registered:
         return
-    op = tvm.ir.Op.get("tirx.popcount")
-    if op.has_attr(_POPCOUNT_LOWERING_KEY):
-        op.reset_attr(_POPCOUNT_LOWERING_KEY)
-    tirx.register_intrin_lowering("tirx.popcount", target="c", f=_lower_popcount, level=99)
+    for name, target, lowering in (("tirx.popcount", "c", _lower_popcount), ("prim.clz", "c", _lower_clz),
+                                   ("prim.clz", "llvm", _lower_clz_llvm), ("prim.clz", "nvptx", _lower_clz_llvm)):
+        op = tvm.ir.Op.get(name)
+        key = f"{target}.FLowerIntrinsic"
+        if op.has_attr(key):
+            op.reset_attr(key)
+        tirx.register_intrin_lowering(name, target=target, f=lowering, level=99)
     _registered = True
 
 

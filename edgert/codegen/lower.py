@@ -494,10 +494,11 @@ _LOWER = {
 }
 
 
-def _schedule(func) -> object:
+def _schedule(func, gpu_threads: int | None = None) -> object:
     """Fuse every producer stage into its consumer's loops so that no kernel needs an
     intermediate buffer: elementwise stages are inlined, reductions become accumulators
-    computed under the consumer's loops over the reduction's output dims."""
+    computed under the consumer's loops over the reduction's output dims. With
+    ``gpu_threads``: a GPU kernel, one thread per output element (see _bind_threads)."""
     sch = s_tir.Schedule(func)
     blocks = list(sch.get_child_blocks(sch.get_sblock("root")))
     names = [sch.get(b).name_hint for b in blocks]
@@ -514,8 +515,39 @@ def _schedule(func) -> object:
         # "pos_" stages are read at data-dependent channels: computed once per position
         depth = rank - 2 if name.startswith("pos_") else rank - 1
         sch.compute_at(blk, sch.get_loops(consumer)[depth])
+    if gpu_threads:
+        _bind_threads(sch, gpu_threads, [n for n in names[:-1] if _has_block(sch, n)])
     _hoist_reduction_inits(sch)
     return sch.mod["main"]
+
+
+def _has_block(sch, name: str) -> bool:
+    try:
+        sch.get_sblock(name)
+        return True
+    except Exception:  # tvm raises ValueError-like errors for a block that was inlined away
+        return False
+
+
+def _bind_threads(sch, threads: int, stages: list[str]) -> None:
+    """The output's loop nest fused (down to the first loop that holds more than the next
+    loop: where producer stages were placed), split into blocks of ``threads`` threads, and
+    bound to blockIdx.x / threadIdx.x. Every thread computes its outputs' accumulators
+    itself (``stages``: in thread-local storage), in the same order as the CPU kernels: the
+    arithmetic is the same."""
+    out = sch.get_child_blocks(sch.get_sblock("root"))[-1]
+    loops = sch.get_loops(out)
+    nest = [loops[0]]
+    for loop in loops[1:]:
+        if not sch.get(nest[-1]).body.same_as(sch.get(loop)):
+            break
+        nest.append(loop)
+    fused = sch.fuse(*nest) if len(nest) > 1 else nest[0]
+    bx, tx = sch.split(fused, [None, min(threads, int(sch.get(fused).extent))])
+    sch.bind(bx, "blockIdx.x")
+    sch.bind(tx, "threadIdx.x")
+    for name in stages:  # producer stages live in each thread's registers
+        sch.set_scope(sch.get_sblock(name), 0, "local")
 
 
 def _hoist_reduction_inits(sch) -> None:
@@ -547,8 +579,9 @@ def _reduction_loop_vars(func, block_name: str) -> list:
     return []
 
 
-def lower(g: Graph, plan: ArenaPlan) -> Lowered:
-    """One Kernel per op (none for a reshape whose output aliases its input)."""
+def lower(g: Graph, plan: ArenaPlan, *, gpu_threads: int | None = None) -> Lowered:
+    """One Kernel per op (none for a reshape whose output aliases its input); GPU kernels
+    with ``gpu_threads`` threads a block."""
     result = Lowered(kernels=[])
     for op in g.ops:
         if op.kind == "reshape" and op.outputs[0] in plan.aliases:
@@ -556,7 +589,7 @@ def lower(g: Graph, plan: ArenaPlan) -> Lowered:
         c = _Ctx(g, op, result.consts)
         out = _LOWER[op.kind](c)
         func = c.finish(out, op.outputs[0])
-        func = _schedule(func)
+        func = _schedule(func, gpu_threads)
         name = _cname(op.name)
         result.kernels.append(Kernel(name, op, func, c.args, in_place=op.outputs[0] in plan.aliases))
     return result
