@@ -105,10 +105,15 @@ def build(model: str | Path, target: str | Path = "host", out_dir: str | Path = 
         from edgert.passes import mst
 
         mst_rows = mst.run(g)
-    lowered = lower.lower(g, p)
+    gpu = tgt.kind == "linux" and tgt.kernel_backend == "cuda"
+    lowered = lower.lower(g, p, gpu_threads=tgt.kernels.get("threads", 64) if gpu else None)
     funcs = {k.name: k.func for k in lowered.kernels}
     in_place = {k.name for k in lowered.kernels if k.in_place}
-    if tgt.kind == "linux":  # kernels compiled by TVM's LLVM back end for the board's CPU
+    if gpu:  # Jetson: CUDA kernels, a cubin for the board's GPU
+        from edgert.codegen import cuda_emit
+
+        kernels = cuda_emit.emit_cubin(funcs, tgt.kernels["arch"])
+    elif tgt.kind == "linux":  # kernels compiled by TVM's LLVM back end for the board's CPU
         from edgert.codegen import llvm_emit
 
         kernels = llvm_emit.emit_object(funcs, tgt.llvm, aliased=in_place)
@@ -123,7 +128,10 @@ def build(model: str | Path, target: str | Path = "host", out_dir: str | Path = 
     emulator.stop(out)  # an emulated board left running on this folder's old image
     (out / "model.c").write_text(sources.model_c)
     (out / "model.h").write_text(sources.model_h)
-    if tgt.kind == "linux":
+    if gpu:
+        (out / "kernels.cubin").write_bytes(kernels.cubin)
+        (out / "kernels.ptx").write_text(kernels.ptx)
+    elif tgt.kind == "linux":
         (out / linux.KERNEL_OBJECT).write_bytes(kernels.object)
         (out / "kernels.s").write_text(kernels.assembly)
         (out / "kernel_helpers.c").write_text(c_emit.extern_helpers())
@@ -163,6 +171,9 @@ def build(model: str | Path, target: str | Path = "host", out_dir: str | Path = 
     elif tgt.kind == "linux":
         rep["memory"] = linux.build_runner(out, tgt, meta)
         meta["runner"] = f"{linux.RUNNER_DIR}/{linux.RUNNER}"
+        if gpu:
+            rep["cuda"] = {"arch": kernels.arch, "ptxas": kernels.ptxas_version, "cubin_bytes": len(kernels.cubin),
+                           "launches": {n: [la.grid, la.block] for n, la in kernels.launches.items()}}
     (out / "report.json").write_text(json.dumps(rep, indent=2) + "\n")
     (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     return Build(dir=out, meta=meta)

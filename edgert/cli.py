@@ -89,7 +89,8 @@ def cmd_build(args) -> int:
     mem = rep.get("memory")
     if mem and "runner" in b.meta:
         f, r = mem["flash"], mem["ram"]
-        print(f"runner {b.dir / b.meta['runner']} ({mem['runner_bytes']:,} B, static):")
+        linked = "static" if mem["static"] else "dynamic: libc, and the board's CUDA driver at run time"
+        print(f"runner {b.dir / b.meta['runner']} ({mem['runner_bytes']:,} B, {linked}):")
         print(f"  code and constants {f['total']:,} B = text {f['text']:,} + rodata {f['rodata']:,} + data {f['data']:,}")
         print(f"  static RAM {r['total']:,} B = data {r['data']:,} + bss {r['bss']:,} + arena {r['arena']:,}")
     elif mem:

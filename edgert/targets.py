@@ -82,9 +82,14 @@ class Target:
     deploy: dict = field(default_factory=dict, compare=False)   # [deploy]: dir on the board, run wrapper
 
     @property
+    def kernel_backend(self) -> str:
+        """How a Linux target's kernels are compiled: "llvm" (the CPU) or "cuda" (the GPU)."""
+        return self.kernels.get("backend", "llvm")
+
+    @property
     def llvm(self) -> dict:
         """The TVM LLVM target dict of a CPU target's kernels."""
-        return {k: v for k, v in self.kernels.items() if k not in ("backend",)} | {"kind": "llvm"}
+        return {k: v for k, v in self.kernels.items() if k in ("mtriple", "mcpu", "mattr")} | {"kind": "llvm"}
 
 
 def available() -> list[str]:

@@ -3,16 +3,19 @@ one static executable, the runner, that serves the same protocol as the firmware
 stdin/stdout, TCP or a serial port (firmware/linux/runner.c).
 
 The kernels come from TVM's LLVM back end for the target's exact CPU (``kernels.o``, with
-``kernels.s`` beside it to read); model.c, the weights and the runtime are cross-compiled by
-the target's C compiler. Outputs in ``<build>/runner/``: edgert-runner and model_desc.c.
+``kernels.s`` beside it to read), or for a Jetson ([kernels] backend = "cuda") from
+codegen.cuda_emit as a cubin inside model.c, launched by firmware/linux/cuda_driver.c. model.c,
+the weights and the runtime are cross-compiled by the target's C compiler. Outputs in
+``<build>/runner/``: edgert-runner and model_desc.c.
 
-Running it here: ``emulator_argv`` starts the runner under the target's emulator
+Running it here: ``local_argv`` starts the runner under the target's emulator
 (qemu-aarch64 with the board's CPU model, which refuses instructions that CPU lacks) with
 edgert's instruction-counting QEMU plugin, so the runner's timer counts instructions.
 """
 from __future__ import annotations
 
 import hashlib
+import platform
 import shutil
 import subprocess
 from pathlib import Path
@@ -50,10 +53,15 @@ def build_runner(build_dir: Path, target: Target, meta: dict) -> dict:
     (out / "model_desc.c").write_text(model_desc_c(meta))
     rt, linux = runtime_dir(), linux_dir()
     cc = tool(target.cc, "gcc-aarch64-linux-gnu and libc6-dev-arm64-cross")
-    cmd = [cc, *target.cflags, "-D_DEFAULT_SOURCE", f"-I{build_dir}", f"-I{rt}", *HOOK_FLAGS,
-           *(str(build_dir / s) for s in MODEL_SOURCES), str(build_dir / KERNEL_OBJECT), str(out / "model_desc.c"),
-           *(str(rt / s) for s in RUNTIME_SOURCES), str(linux / "runner.c"),
-           *target.ldflags, "-lm", "-o", str(out / RUNNER)]
+    if target.kernel_backend == "cuda":  # kernels in a cubin inside model.c; the driver API loaded at run time
+        model = [build_dir / "model.c", build_dir / "weights.c", linux / "cuda_driver.c"]
+        libs = ["-ldl"]
+    else:
+        model = [build_dir / s for s in MODEL_SOURCES] + [build_dir / KERNEL_OBJECT]
+        libs = []
+    cmd = [cc, *target.cflags, "-D_DEFAULT_SOURCE", f"-I{build_dir}", f"-I{rt}", f"-I{linux}", *HOOK_FLAGS,
+           *map(str, model), str(out / "model_desc.c"), *(str(rt / s) for s in RUNTIME_SOURCES),
+           str(linux / "runner.c"), *target.ldflags, *libs, "-lm", "-o", str(out / RUNNER)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.strip().splitlines()[-8:])
@@ -77,11 +85,12 @@ def memory_report(exe: Path) -> dict:
             key = ("text" if sec["sh_flags"] & 0x4 else "bss" if sec["sh_type"] == "SHT_NOBITS"
                    else "rodata" if not sec["sh_flags"] & 0x1 else "data")
             sizes[key] += sec["sh_size"]
+        static = not any(seg["p_type"] == "PT_INTERP" for seg in elf.iter_segments())
         symtab = elf.get_section_by_name(".symtab")
         sym = symtab.get_symbol_by_name("edgert_arena") if symtab else None
         if sym:
             arena = int(sym[0]["st_size"])
-    return {"runner_bytes": exe.stat().st_size,
+    return {"runner_bytes": exe.stat().st_size, "static": static,
             "flash": {"text": sizes["text"], "rodata": sizes["rodata"], "data": sizes["data"],
                       "total": sizes["text"] + sizes["rodata"] + sizes["data"]},
             "ram": {"data": sizes["data"], "bss": sizes["bss"] - arena, "arena": arena,
@@ -117,11 +126,19 @@ def plugin(cache: Path | None = None) -> Path:
     return lib
 
 
-def emulator_argv(target: Target, exe: Path) -> list[str]:
-    """The command that runs ``exe`` here under the target's emulator, counting instructions
-    (the caller sets ICOUNT_ENV in its environment to the counter file)."""
-    if not target.emulator:
-        raise UserError(f"target {target.name} names no emulator to run its runner here",
-                        "deploy it to the board (`edgert deploy BUILD --host user@board`) or pass --port")
-    qemu = tool(target.emulator[0], "qemu-user")
-    return [qemu, *target.emulator[1:], "-plugin", str(plugin()), str(exe)]
+def machine(target: Target) -> str:
+    """The CPU architecture a Linux target's runner is built for, as `uname -m` prints it."""
+    return target.kernels.get("mtriple", "aarch64-linux-gnu").split("-")[0]
+
+
+def local_argv(target: Target, exe: Path) -> tuple[list[str], bool]:
+    """How to run ``exe`` on this machine: (argv, emulated). Under the target's emulator, with
+    the instruction-counting plugin (the caller sets ICOUNT_ENV to the counter file); or
+    directly, for a target without an emulator that is built for this machine's CPU."""
+    if target.emulator:
+        qemu = tool(target.emulator[0], "qemu-user")
+        return [qemu, *target.emulator[1:], "-plugin", str(plugin()), str(exe)], True
+    if machine(target) == platform.machine():
+        return [str(exe)], False
+    raise UserError(f"target {target.name} names no emulator to run its {machine(target)} runner here",
+                    "deploy it to the board (`edgert deploy BUILD --host user@board`) or pass --port")

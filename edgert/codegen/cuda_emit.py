@@ -37,7 +37,7 @@ from .c_emit import Param, walk
 
 __all__ = ["CudaCode", "Launch", "emit_cubin", "nvcc_root"]
 
-_INSTALL_HINT = "pip install nvidia-cuda-nvcc-cu12 (or scripts/setup.sh, which installs edgert's dev extras)"
+_INSTALL_HINT = "pip install 'edgert[jetson]' (the package nvidia-cuda-nvcc-cu12); scripts/setup.sh installs it"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,6 +23,7 @@ from edgert.ir import Graph
 from edgert.plan.arena import ALIGN, ArenaPlan
 
 from .c_emit import CSource
+from .cuda_emit import CudaCode
 from .llvm_emit import ObjectCode
 from .lower import Lowered
 
@@ -64,7 +65,60 @@ def model_hash(g: Graph, lowered: Lowered) -> str:
     return h.hexdigest()
 
 
-def emit(g: Graph, plan: ArenaPlan, lowered: Lowered, kernels: CSource | ObjectCode) -> ModelSources:
+CUDA_CONST_ALIGN = 256  # cuMemAlloc's own alignment: each weight array's device copy starts on one
+
+
+def _cuda_tables(g: Graph, plan: ArenaPlan, lowered: Lowered, code: CudaCode) -> list[str]:
+    """The cubin, the kernel names and the constants' device layout (see edgert_cuda.h)."""
+    consts, offset = [], 0
+    for name, data in lowered.consts.items():
+        consts.append(f"  {{{name}, {data.nbytes}u, {offset}u}},")
+        offset += -(-max(data.nbytes, 1) // CUDA_CONST_ALIGN) * CUDA_CONST_ALIGN
+    cubin = ",\n".join("  " + ", ".join(f"0x{b:02x}" for b in code.cubin[i:i + 24])
+                        for i in range(0, len(code.cubin), 24))
+    return [
+        '#include "edgert_cuda.h"',
+        "",
+        f"/* The kernels, compiled for {code.arch} ({code.ptxas_version}). */",
+        f"static const uint8_t edgert_cubin[{len(code.cubin)}] __attribute__((aligned(16))) = {{\n{cubin}\n}};",
+        "static const char *const edgert_kernels[] = {",
+        *[f'  "{k.name}",' for k in lowered.kernels],
+        "};",
+        f"static const struct edgert_cuda_const edgert_consts[{max(len(consts), 1)}] = {{",
+        *(consts or ["  {0, 0u, 0u},"]),
+        "};",
+        "static const struct edgert_cuda_model edgert_cuda_model = {",
+        f"  edgert_cubin, sizeof edgert_cubin, edgert_kernels, {len(lowered.kernels)}, edgert_consts, {len(consts)}, "
+        f"{offset}u, {max(plan.size, ALIGN)}u,",
+        "};",
+    ]
+
+
+def _cuda_invoke(g: Graph, plan: ArenaPlan, lowered: Lowered, code: CudaCode) -> list[str]:
+    """edgert_invoke's body on the GPU: inputs to the device arena, one launch a layer,
+    outputs back (see edgert_cuda.h)."""
+    const_index = {name: i for i, name in enumerate(lowered.consts)}
+    body = ["  int rc = edgert_cuda_init(&edgert_cuda_model);", "  if (rc) return rc;"]
+    for n in g.inputs:
+        off = plan.offsets[n]
+        body.append(f"  if ((rc = edgert_cuda_to_device(edgert_arena + {off}, {off}u, {g.tensor(n).nbytes}u))) return rc;")
+    for i, k in enumerate(lowered.kernels):
+        args = ", ".join(f"edgert_cuda_const({const_index[a.name]})" if a.kind == "const"
+                         else f"edgert_cuda_arena({plan.offsets[a.name]}u)" for a in k.args)
+        launch = code.launches[k.name]
+        body += [f"  EDGERT_LAYER_HOOK({i}, 0);",
+                 f"  {{  /* {k.op.source} */",
+                 f"    const uint64_t args[{len(k.args)}] = {{{args}}};",
+                 f"    if ((rc = edgert_cuda_launch({i}, {launch.grid}u, {launch.block}u, args, {len(k.args)}))) return rc;",
+                 "  }",
+                 f"  EDGERT_LAYER_HOOK({i}, 1);"]
+    for n in g.outputs:
+        off = plan.offsets[n]
+        body.append(f"  if ((rc = edgert_cuda_to_host(edgert_arena + {off}, {off}u, {g.tensor(n).nbytes}u))) return rc;")
+    return body + ["  return 0;"]
+
+
+def emit(g: Graph, plan: ArenaPlan, lowered: Lowered, kernels: CSource | ObjectCode | CudaCode) -> ModelSources:
     digest = model_hash(g, lowered)
     consts = lowered.consts
     weights = ['#include "model.h"\n', "#include <math.h>\n\n"]
@@ -122,8 +176,12 @@ def emit(g: Graph, plan: ArenaPlan, lowered: Lowered, kernels: CSource | ObjectC
         "#endif",
         "",
     ]
-    for k in lowered.kernels:
-        c.append(kernels.prototype(k.name) + ";")
+    cuda = isinstance(kernels, CudaCode)
+    if cuda:
+        c += _cuda_tables(g, plan, lowered, kernels)
+    else:
+        for k in lowered.kernels:
+            c.append(kernels.prototype(k.name) + ";")
     c += [
         "",
         f"uint8_t edgert_arena[{max(plan.size, ALIGN)}] __attribute__((aligned({ALIGN})));",
@@ -135,13 +193,17 @@ def emit(g: Graph, plan: ArenaPlan, lowered: Lowered, kernels: CSource | ObjectC
         "",
         "int edgert_invoke(void) {",
     ]
-    for i, k in enumerate(lowered.kernels):
-        params = kernels.signatures[k.name]
-        args = ", ".join(ptr(a, p.ctype, p.is_const) for a, p in zip(k.args, params))
-        c.append(f"  EDGERT_LAYER_HOOK({i}, 0);")
-        c.append(f"  {k.name}({args});  /* {k.op.source} */")
-        c.append(f"  EDGERT_LAYER_HOOK({i}, 1);")
-    c += ["  return 0;", "}", ""]
+    if cuda:
+        c += _cuda_invoke(g, plan, lowered, kernels)
+    else:
+        for i, k in enumerate(lowered.kernels):
+            params = kernels.signatures[k.name]
+            args = ", ".join(ptr(a, p.ctype, p.is_const) for a, p in zip(k.args, params))
+            c.append(f"  EDGERT_LAYER_HOOK({i}, 0);")
+            c.append(f"  {k.name}({args});  /* {k.op.source} */")
+            c.append(f"  EDGERT_LAYER_HOOK({i}, 1);")
+        c += ["  return 0;"]
+    c += ["}", ""]
     for kind, names in (("input", g.inputs), ("output", g.outputs)):
         c.append(f"void *edgert_{kind}(int i) {{")
         c.append("  switch (i) {")

@@ -80,11 +80,6 @@ def forget(build) -> bool:
     return False
 
 
-def _machine(target) -> str:
-    """The CPU architecture the runner is built for, as `uname -m` prints it."""
-    return target.kernels.get("mtriple", "aarch64").split("-")[0]
-
-
 def deploy(build, host: str, *, identity: str | None = None, ssh_options: list[str] | None = None,
            timeout: float | None = None):
     """Copy the runner to ``host`` and check it (HELLO, model hash). Returns (remote path, Hello)."""
@@ -97,8 +92,8 @@ def deploy(build, host: str, *, identity: str | None = None, ssh_options: list[s
     wrapper = [str(w) for w in target.deploy.get("run", [])]
     if not wrapper:  # a wrapper (an emulator) may run another architecture's runner
         machine = remote.run(["uname", "-m"], what="uname -m").strip()
-        if machine != _machine(target):
-            raise UserError(f"{host} is a {machine} machine; this runner is built for {_machine(target)} "
+        if machine != linux.machine(target):
+            raise UserError(f"{host} is a {machine} machine; this runner is built for {linux.machine(target)} "
                             f"(target {target.name})",
                             "deploy to the board the build is for, or build for that board's target")
     folder = f"{target.deploy.get('dir', '.cache/edgert')}/{build.meta['model_hash'][:16]}-{target.name}"

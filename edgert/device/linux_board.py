@@ -6,7 +6,8 @@
    the runner started over SSH for the session, speaking on the SSH channel's stdin/stdout;
 3. otherwise the runner here, under the target's emulator (qemu-aarch64 with the board's
    CPU model) with edgert's instruction-counting plugin: the runner's ticks are then
-   executed instructions, exact and repeatable.
+   executed instructions, exact and repeatable; or directly, for a target built for this
+   machine's CPU that names no emulator.
 """
 from __future__ import annotations
 
@@ -29,9 +30,11 @@ def open_runner(build, port: str | None) -> tuple[Transport, bool, str]:
         remote = deploy.Remote.from_record(record)
         name = f"the runner on {remote.host}"
         return ProcessTransport(remote.argv(record["command"]), name=name), False, name
+    argv, emulated = linux.local_argv(build.target, exe)
+    if not emulated:
+        return ProcessTransport(argv, name="the runner"), False, "the runner"
     fd, counter = tempfile.mkstemp(prefix="edgert-icount-")
     os.close(fd)
-    argv = linux.emulator_argv(build.target, exe)
     name = f"the runner under {' '.join(build.target.emulator)}"
     return (ProcessTransport(argv, env={linux.ICOUNT_ENV: counter}, name=name,
                              cleanup=lambda: os.unlink(counter)), True, name)

@@ -29,9 +29,13 @@ class ProtocolError(DeviceError):
             req = P.Cmd(request).name
         except ValueError:
             req = f"0x{request:02x}"
-        super().__init__(f"the board rejected {req}: {text} (detail {detail})",
-                         "check that the board runs this build (`edgert flash BUILD`) and that edgert and "
-                         "the firmware are the same version")
+        if err is P.Err.INVOKE_FAILED:
+            hint = ("the model itself failed; a Linux runner prints why on its stderr (a Jetson runner: the CUDA "
+                    "error, or that there is no GPU driver: detail 65537)")
+        else:
+            hint = ("check that the board runs this build (`edgert flash BUILD`) and that edgert and "
+                    "the firmware are the same version")
+        super().__init__(f"the board rejected {req}: {text} (detail {detail})", hint)
         self.code, self.request, self.detail = err if err is not None else code, request, detail
 
 
