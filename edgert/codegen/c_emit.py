@@ -308,9 +308,15 @@ def _lower_clz_llvm(call):
     return tirx.call_llvm_pure_intrin("int32", "llvm.ctlz", call.args[0], tirx.const(True, "bool"))
 
 
+def _lower_popcount_llvm(call):
+    """popcount(x) -> llvm.ctpop(x) (PTX popc)."""
+    return tirx.call_llvm_pure_intrin(str(call.ty.dtype), "llvm.ctpop", call.args[0])
+
+
 def _register_intrinsic_lowerings() -> None:
-    """Register our lowerings of ``tirx.popcount`` (C) and ``prim.clz`` (C, and LLVM for CPUs
-    and NVPTX: TVM 0.27 lowers clz for its CUDA source target only) once per process.
+    """Register our lowerings of ``tirx.popcount`` (C, NVPTX) and ``prim.clz`` (C, and LLVM for
+    CPUs and NVPTX): TVM 0.27 lowers popcount for LLVM CPUs and clz for its CUDA source target
+    only. Once per process.
 
     TVM refuses a second registration at the same level, so an existing one (e.g. after a
     module reload) is reset first; that makes ours the one in force, deterministically.
@@ -319,7 +325,8 @@ def _register_intrinsic_lowerings() -> None:
     if _registered:
         return
     for name, target, lowering in (("tirx.popcount", "c", _lower_popcount), ("prim.clz", "c", _lower_clz),
-                                   ("prim.clz", "llvm", _lower_clz_llvm), ("prim.clz", "nvptx", _lower_clz_llvm)):
+                                   ("prim.clz", "llvm", _lower_clz_llvm), ("prim.clz", "nvptx", _lower_clz_llvm),
+                                   ("tirx.popcount", "nvptx", _lower_popcount_llvm)):
         op = tvm.ir.Op.get(name)
         key = f"{target}.FLowerIntrinsic"
         if op.has_attr(key):

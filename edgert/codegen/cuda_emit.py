@@ -162,7 +162,9 @@ def emit_cubin(funcs: Mapping[str, tirx.PrimFunc], arch: str) -> CudaCode:
     with tempfile.TemporaryDirectory() as tmp:
         src, out = Path(tmp) / "kernels.ptx", Path(tmp) / "kernels.cubin"
         src.write_text(ptx)
-        proc = subprocess.run([ptxas, f"-arch={arch}", "-O3", str(src), "-o", str(out)], capture_output=True, text=True)
+        # --fmad=false: ptxas contracts no multiply-add either (see lower._Ctx.product)
+        proc = subprocess.run([ptxas, f"-arch={arch}", "-O3", "--fmad=false", str(src), "-o", str(out)],
+                              capture_output=True, text=True)
         if proc.returncode != 0:
             raise ToolchainError(f"ptxas could not assemble the kernels for {arch}: {proc.stderr.strip()[-800:]}",
                                  "this is an edgert bug")

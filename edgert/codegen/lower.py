@@ -50,8 +50,8 @@ class Lowered:
 class _Ctx:
     """Collects a kernel's parameters in call order."""
 
-    def __init__(self, g: Graph, op: Op, consts: dict[str, np.ndarray]):
-        self.g, self.op, self.consts = g, op, consts
+    def __init__(self, g: Graph, op: Op, consts: dict[str, np.ndarray], fence_float: bool = False):
+        self.g, self.op, self.consts, self.fence_float = g, op, consts, fence_float
         self.params: list[te.Tensor] = []
         self.args: list[Arg] = []
 
@@ -62,6 +62,16 @@ class _Ctx:
         p = te.placeholder(tuple(shape or t.shape) or (1,), t.dtype.np_name, name=_cname(name))
         self.params.append(p)
         self.args.append(Arg("tensor", name))
+        return p
+
+    def product(self, a, b):
+        """a * b, rounded on its own when float: with ``fence_float`` (TVM's LLVM back ends, which
+        let LLVM fuse a multiply and the add that uses it into one FMA, rounding once where
+        the references and the C targets, built with -ffp-contract=off, round twice) the
+        product goes through llvm.arithmetic.fence, which no fusion crosses."""
+        p = a * b
+        if self.fence_float and str(p.ty.dtype).startswith("float"):
+            return tirx.call_llvm_pure_intrin(str(p.ty.dtype), "llvm.arithmetic.fence", p)
         return p
 
     def const(self, key: str, data: np.ndarray, shape=None) -> te.Tensor:
@@ -148,14 +158,14 @@ def _lower_conv(c: _Ctx) -> te.Tensor:
     if depthwise:
         acc = te.compute(
             (n, oh, ow, oc),
-            lambda b, oy, ox, o: te.sum(xin(b, oy, ox, ry, rx, o // mult) * W[0, ry, rx, o].astype(acc_t), axis=[ry, rx]),
+            lambda b, oy, ox, o: te.sum(c.product(xin(b, oy, ox, ry, rx, o // mult), W[0, ry, rx, o].astype(acc_t)), axis=[ry, rx]),
             name="acc",
         )
     else:
         rc = te.reduce_axis((0, cin), name="rc")
         acc = te.compute(
             (n, oh, ow, oc),
-            lambda b, oy, ox, o: te.sum(xin(b, oy, ox, ry, rx, rc) * W[o, ry, rx, rc].astype(acc_t), axis=[ry, rx, rc]),
+            lambda b, oy, ox, o: te.sum(c.product(xin(b, oy, ox, ry, rx, rc), W[o, ry, rx, rc].astype(acc_t)), axis=[ry, rx, rc]),
             name="acc",
         )
     return _epilogue(c, acc, (n, oh, ow, oc), lambda b, oy, ox, o: o, oc)
@@ -185,7 +195,7 @@ def _lower_fc(c: _Ctx) -> te.Tensor:
     X = c.act(op.inputs[0], (rows, depth))
     W = c.act(op.inputs[1])
     k = te.reduce_axis((0, depth), name="k")
-    acc = te.compute((rows, units), lambda r, o: te.sum(X[r, k].astype(acc_t) * W[o, k].astype(acc_t), axis=k), name="acc")
+    acc = te.compute((rows, units), lambda r, o: te.sum(c.product(X[r, k].astype(acc_t), W[o, k].astype(acc_t)), axis=k), name="acc")
     return _epilogue(c, acc, (rows, units), lambda r, o: o, units)
 
 
@@ -579,14 +589,15 @@ def _reduction_loop_vars(func, block_name: str) -> list:
     return []
 
 
-def lower(g: Graph, plan: ArenaPlan, *, gpu_threads: int | None = None) -> Lowered:
+def lower(g: Graph, plan: ArenaPlan, *, gpu_threads: int | None = None, fence_float: bool = False) -> Lowered:
     """One Kernel per op (none for a reshape whose output aliases its input); GPU kernels
-    with ``gpu_threads`` threads a block."""
+    with ``gpu_threads`` threads a block; ``fence_float`` for TVM's LLVM back ends (see
+    _Ctx.product)."""
     result = Lowered(kernels=[])
     for op in g.ops:
         if op.kind == "reshape" and op.outputs[0] in plan.aliases:
             continue
-        c = _Ctx(g, op, result.consts)
+        c = _Ctx(g, op, result.consts, fence_float)
         out = _LOWER[op.kind](c)
         func = c.finish(out, op.outputs[0])
         func = _schedule(func, gpu_threads)

@@ -120,7 +120,7 @@ def lower_bconv(c) -> te.Tensor:
             xq = tirx.const(a["k"], I32) - acc[b, oy, ox, oc] * 2
         else:
             xq = clamp(acc[b, oy, ox, oc] * 2, a["clamp_min"], a["clamp_max"], I32)
-        return xq.astype("float32") * M[oc] + B[oc]  # two roundings: edgert builds with -ffp-contract=off
+        return c.product(xq.astype("float32"), M[oc]) + B[oc]  # two roundings, as LCE's reference
 
     if y.dtype is DType.F32:
         return te.compute(y.shape, transform, name="out")
