@@ -30,6 +30,7 @@ RUNNER = "edgert-runner"
 MODEL_SOURCES = ("model.c", "weights.c", "kernel_helpers.c")
 KERNEL_OBJECT = "kernels.o"
 RUNTIME_SOURCES = ("server.c", "framing.c")
+RUNTIME_HEADERS = ("board.h", "server.h", "framing.h", "edgert_protocol.h", "edgert_hook.h")
 PLUGIN_SOURCE = "icount_plugin.c"
 # The instruction counter the plugin writes and the runner reads (one uint64 in a file).
 ICOUNT_ENV = "EDGERT_ICOUNT_FILE"
@@ -53,21 +54,31 @@ def build_runner(build_dir: Path, target: Target, meta: dict) -> dict:
     (out / "model_desc.c").write_text(model_desc_c(meta))
     rt, linux = runtime_dir(), linux_dir()
     cc = tool(target.cc, "gcc-aarch64-linux-gnu and libc6-dev-arm64-cross")
-    if target.kernel_backend == "cuda":  # kernels in a cubin inside model.c; the driver API loaded at run time
-        model = [build_dir / "model.c", build_dir / "weights.c", linux / "cuda_driver.c"]
-        libs = ["-ldl"]
-    else:
-        model = [build_dir / s for s in MODEL_SOURCES] + [build_dir / KERNEL_OBJECT]
-        libs = []
     cmd = [cc, *target.cflags, "-D_DEFAULT_SOURCE", f"-I{build_dir}", f"-I{rt}", f"-I{linux}", *HOOK_FLAGS,
-           *map(str, model), str(out / "model_desc.c"), *(str(rt / s) for s in RUNTIME_SOURCES),
-           str(linux / "runner.c"), *target.ldflags, *libs, "-lm", "-o", str(out / RUNNER)]
+           *(str(p) for p in runner_sources(build_dir, target) if p.suffix in (".c", ".o")),
+           *target.ldflags, *libraries(target), "-o", str(out / RUNNER)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.strip().splitlines()[-8:])
         raise ToolchainError(f"building the runner failed:\n{tail}",
                              f"this is an edgert bug; the command was: {' '.join(cmd)}")
     return memory_report(out / RUNNER)
+
+
+def runner_sources(build_dir: Path, target: Target) -> list[Path]:
+    """Every file the runner is compiled from (headers included): the model, its HELLO
+    descriptor, the runtime, and the CUDA driver glue of a GPU target."""
+    rt, linux = runtime_dir(), linux_dir()
+    if target.kernel_backend == "cuda":  # kernels in a cubin inside model.c; the driver API loaded at run time
+        model = [build_dir / "model.c", build_dir / "weights.c", linux / "cuda_driver.c", linux / "edgert_cuda.h"]
+    else:
+        model = [build_dir / s for s in MODEL_SOURCES] + [build_dir / KERNEL_OBJECT]
+    return [*model, build_dir / "model.h", build_dir / RUNNER_DIR / "model_desc.c",
+            *(rt / s for s in RUNTIME_SOURCES), *(rt / h for h in RUNTIME_HEADERS), linux / "runner.c"]
+
+
+def libraries(target: Target) -> list[str]:
+    return (["-ldl"] if target.kernel_backend == "cuda" else []) + ["-lm"]
 
 
 def memory_report(exe: Path) -> dict:

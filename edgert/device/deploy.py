@@ -13,10 +13,12 @@ recorded in ``<build>/deploy.json``; ``edgert run/validate/bench BUILD`` use it.
 """
 from __future__ import annotations
 
+import io
 import json
 import shlex
 import shutil
 import subprocess
+import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,6 +67,15 @@ class Remote:
         return proc.stdout.decode(errors="replace")
 
 
+def _tar(files: list[Path]) -> bytes:
+    """The files in one flat tar archive (their names are unique)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for f in files:
+            tar.add(f, arcname=f.name)
+    return buf.getvalue()
+
+
 def record(build) -> dict | None:
     path = Path(build.dir) / RECORD
     if not path.is_file():
@@ -90,7 +101,8 @@ def deploy(build, host: str, *, identity: str | None = None, ssh_options: list[s
     target = build.target
     remote = Remote(host, identity, list(ssh_options or ()))
     wrapper = [str(w) for w in target.deploy.get("run", [])]
-    if not wrapper:  # a wrapper (an emulator) may run another architecture's runner
+    on_board = bool(target.deploy.get("build_on_board"))
+    if not wrapper and not on_board:  # a wrapper (an emulator) may run another architecture's runner
         machine = remote.run(["uname", "-m"], what="uname -m").strip()
         if machine != linux.machine(target):
             raise UserError(f"{host} is a {machine} machine; this runner is built for {linux.machine(target)} "
@@ -98,9 +110,20 @@ def deploy(build, host: str, *, identity: str | None = None, ssh_options: list[s
                             "deploy to the board the build is for, or build for that board's target")
     folder = f"{target.deploy.get('dir', '.cache/edgert')}/{build.meta['model_hash'][:16]}-{target.name}"
     path = f"{folder}/{linux.RUNNER}"
-    script = (f"mkdir -p {shlex.quote(folder)} && cat > {shlex.quote(path)}.part && "
-              f"chmod 755 {shlex.quote(path)}.part && mv -f {shlex.quote(path)}.part {shlex.quote(path)}")
-    remote.run(["sh", "-c", script], stdin=exe.read_bytes(), what=f"copying the runner to {path}")
+    q = shlex.quote
+    if on_board:
+        # The board's own C compiler links the runner against the board's C library: a runner
+        # cross-linked here needs this machine's glibc (2.34 or later), which JetPack 4 and 5
+        # do not have.
+        cc = " ".join(q(w) for w in [*target.deploy.get("cc", ["cc"]), *target.deploy.get("cflags", ["-O2"])])
+        script = (f"mkdir -p {q(folder)}/src && cd {q(folder)}/src && tar xf - && "
+                  f"{cc} -std=c99 -D_DEFAULT_SOURCE -I. -include edgert_hook.h *.c {' '.join(linux.libraries(target))} "
+                  f"-o ../{linux.RUNNER}.part && cd .. && mv -f {linux.RUNNER}.part {linux.RUNNER}")
+        payload, what = _tar(linux.runner_sources(build.dir, target)), f"building the runner on {host} in {folder}"
+    else:
+        script = f"mkdir -p {q(folder)} && cat > {q(path)}.part && chmod 755 {q(path)}.part && mv -f {q(path)}.part {q(path)}"
+        payload, what = exe.read_bytes(), f"copying the runner to {path}"
+    remote.run(["sh", "-c", script], stdin=payload, what=what)
     rec = {"host": host, "identity": identity, "ssh_options": remote.options, "path": path,
            "command": ["exec", *wrapper, path]}
     (Path(build.dir) / RECORD).write_text(json.dumps(rec, indent=2) + "\n")

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edgert import api, targets
@@ -79,3 +80,27 @@ def test_unreachable_board_is_named(wrapped_build, tmp_path):
         deploy.deploy(b, "nobody@127.0.0.1", ssh_options=[f"Port={closed}", "ConnectTimeout=5"])
     assert "--identity" in e.value.hint
     assert deploy.record(b) is None
+
+
+def test_jetson_runner_is_built_on_the_board(server, tmp_path):
+    """A Jetson target builds its runner on the board (its own glibc): here the "board" is this
+    x86_64 machine, which compiles and starts it; without a GPU it answers HELLO and names
+    the missing driver when asked to invoke."""
+    from elftools.elf.elffile import ELFFile
+
+    from edgert.device import protocol as P
+    from edgert.device.board import connect
+    from edgert.device.session import ProtocolError
+
+    toml = (targets.targets_dir() / "jetson-orin-nano.toml").read_text()
+    toml = toml.replace('dir = ".cache/edgert"', f'dir = "{tmp_path / "board-home"}"')
+    (tmp_path / "orin.toml").write_text(toml)
+    b = api.build(HELLO_WORLD, tmp_path / "orin.toml", tmp_path / "build")
+    path, hello = deploy.deploy(b, server.host, identity=str(server.identity), ssh_options=server.options)
+    assert hello.model_hash == b.meta["model_hash"]
+    with open(path, "rb") as f:
+        assert ELFFile(f)["e_machine"] == "EM_X86_64"  # compiled by the board's cc, not the cross compiler
+    with connect(b, None) as board:
+        with pytest.raises(ProtocolError) as e:
+            board.session.run([np.array([[3]], dtype=np.int8)], b.meta["io"]["outputs"])
+    assert e.value.code is P.Err.INVOKE_FAILED and e.value.detail == 0x10001
