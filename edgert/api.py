@@ -107,7 +107,7 @@ def build(model: str | Path, target: str | Path = "host", out_dir: str | Path = 
         mst_rows = mst.run(g)
     gpu = tgt.kind == "linux" and tgt.kernel_backend == "cuda"
     lowered = lower.lower(g, p, gpu_threads=tgt.kernels.get("threads", 64) if gpu else None,
-                          fence_float=tgt.kind == "linux")
+                          fence_float=tgt.kind == "linux", simd=tgt.kind == "linux" and not gpu)
     funcs = {k.name: k.func for k in lowered.kernels}
     in_place = {k.name for k in lowered.kernels if k.in_place}
     if gpu:  # Jetson: CUDA kernels, a cubin for the board's GPU

@@ -155,12 +155,13 @@ def check_signatures(funcs: Mapping[str, tirx.PrimFunc]) -> None:
 
 
 def params(name: str, func: tirx.PrimFunc, lowered: tirx.PrimFunc, *, aliased: bool = False,
-           vectors: bool = False) -> list[Param]:
+           vectors: bool = False, max_local_bytes: int = MAX_LOCAL_BYTES) -> list[Param]:
     """The C parameters of kernel ``name`` (unnamed: ``name=""``), from the PrimFunc and its
     lowered form, which must hold nothing plain C-callable code cannot (see
     ``_check_body_and_find_writes``; ``vectors``: vector expressions are allowed, for the
-    LLVM back end, which lowers them itself)."""
-    written = _check_body_and_find_writes(name, lowered, vectors=vectors)
+    LLVM back end, which lowers them itself; ``max_local_bytes``: the largest kernel-local
+    array, where the target has more stack than a microcontroller)."""
+    written = _check_body_and_find_writes(name, lowered, vectors=vectors, max_local_bytes=max_local_bytes)
     return [Param(name="", ctype=_C_TYPES[str(p.ty.dtype.dtype)], is_const=i not in written,
                   shape=tuple(int(s) for s in p.ty.shape), restrict=not aliased)
             for i, p in enumerate(func.params)]
@@ -366,7 +367,8 @@ def _is_zero(expr) -> bool:
     return expr is None or (isinstance(expr, tvm.tirx.IntImm) and int(expr) == 0)
 
 
-def _check_body_and_find_writes(name: str, func, *, vectors: bool = False) -> set[int]:
+def _check_body_and_find_writes(name: str, func, *, vectors: bool = False,
+                                max_local_bytes: int = MAX_LOCAL_BYTES) -> set[int]:
     """Refuse what plain allocation-free C cannot hold; return indices of written parameters.
 
     A parameter counts as written (so not ``const``) when a BufferStore reaches it through any
@@ -404,7 +406,7 @@ def _check_body_and_find_writes(name: str, func, *, vectors: bool = False) -> se
         elif isinstance(node, tvm.ir.Var) and node.__chandle__() in param_index:
             written.add(param_index[node.__chandle__()])
         elif isinstance(node, tirx.AllocBuffer):
-            _check_alloc(name, node.buffer)
+            _check_alloc(name, node.buffer, max_local_bytes)
         elif isinstance(node, tirx.For) and int(node.kind) in (int(tirx.ForKind.PARALLEL),
                                                               int(tirx.ForKind.THREAD_BINDING)):
             raise CEmitError(f"kernel {name}: loop {node.loop_var.name} is {tirx.ForKind(int(node.kind)).name}; "
@@ -422,17 +424,17 @@ def _check_body_and_find_writes(name: str, func, *, vectors: bool = False) -> se
     return written
 
 
-def _check_alloc(name: str, buf) -> None:
+def _check_alloc(name: str, buf, max_local_bytes: int = MAX_LOCAL_BYTES) -> None:
     shape = list(buf.ty.shape)
     if not all(isinstance(s, tvm.tirx.IntImm) for s in shape):
         raise CEmitError(f"kernel {name}: internal buffer {buf.name} has a dynamic size {shape}",
                          "kernels may not allocate at run time; give the kernel a static temporary")
     dtype = tvm.runtime.DataType(str(buf.ty.dtype.dtype))
     nbytes = math.prod(int(s) for s in shape) * dtype.bits * dtype.lanes // 8
-    if nbytes > MAX_LOCAL_BYTES:
+    if nbytes > max_local_bytes:
         raise CEmitError(
             f"kernel {name}: internal buffer {buf.name} needs {nbytes} bytes "
-            f"({'x'.join(str(int(s)) for s in shape)} {dtype}), over the {MAX_LOCAL_BYTES}-byte limit "
+            f"({'x'.join(str(int(s)) for s in shape)} {dtype}), over the {max_local_bytes}-byte limit "
             "for kernel-local arrays",
             "split the computation into two kernels so the planner places the intermediate, "
             "or schedule it (compute_at / reverse_compute_at) so only a small tile stays live")

@@ -26,7 +26,11 @@ from tvm import tirx
 from . import c_emit
 from .c_emit import Param
 
-__all__ = ["ObjectCode", "emit_object"]
+__all__ = ["MAX_LOCAL_BYTES", "ObjectCode", "emit_object"]
+
+#: Largest kernel-local array on a Linux board (its stack): a position's accumulators for
+#: every channel (see lower._schedule), far below the 8 MiB default stack.
+MAX_LOCAL_BYTES = 64 * 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +56,8 @@ def emit_object(funcs: Mapping[str, tirx.PrimFunc], llvm_target: dict, *, aliase
         mod = tvm.ir.transform.Sequential(c_emit.lowering_passes(vectorize=True))(mod)
     signatures = {}
     for name, func in funcs.items():
-        params = c_emit.params(name, func, mod[name], aliased=name in aliased, vectors=True)
+        params = c_emit.params(name, func, mod[name], aliased=name in aliased, vectors=True,
+                               max_local_bytes=MAX_LOCAL_BYTES)
         signatures[name] = [dataclasses.replace(p, name=f"p{i}") for i, p in enumerate(params)]
     built = tvm.get_global_func("target.build.llvm")(mod, target)
     with tempfile.TemporaryDirectory() as tmp:

@@ -63,6 +63,10 @@ def flash(build, method: str | None = None, port: str | None = None, *, timeout:
     from edgert.device import board as boards
 
     board = build.target.board
+    if build.target.kind == "linux":
+        raise UserError(f"{build.dir} is for {build.target.name}, a Linux board: it has a runner, not firmware",
+                        f"put it on the board with `edgert deploy {build.dir} --host USER@BOARD`, or validate it "
+                        "here under the emulator: `edgert validate BUILD`")
     if board is None:
         raise UserError(f"{build.dir} is a host build; there is no firmware to flash",
                         "rebuild for a board: --target cortex-m7")

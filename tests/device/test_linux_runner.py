@@ -113,3 +113,11 @@ def test_plugin_is_built_once_and_cached(tmp_path):
     lib = linux.plugin(tmp_path)
     mtime = lib.stat().st_mtime_ns
     assert linux.plugin(tmp_path) == lib and lib.stat().st_mtime_ns == mtime
+
+
+def test_flash_points_a_linux_build_to_deploy(hello_rpi4_build):
+    from edgert import flashing
+
+    with pytest.raises(UserError, match="a Linux board: it has a runner, not firmware") as e:
+        flashing.flash(hello_rpi4_build)
+    assert "edgert deploy" in e.value.hint

@@ -46,7 +46,7 @@ def test_validate_bit_exact_with_tflm_under_qemu(built, tmp_path, capsys):
     assert s["latency_p50"] == s["latency_max"]  # instruction counts do not vary with int8 input here
 
     sdot = "sdot" in (b.dir / "kernels.s").read_text()
-    if b.target.name == "rpi5" and path.stem != "ad_toycar_int8":  # AD is fully connected layers only
+    if b.target.name == "rpi5":
         assert sdot, "the Cortex-A76 kernels should use SDOT"
         # the Pi 4's CPU has no SDOT: its emulator stops the Pi 5 runner with an illegal instruction
         t = ProcessTransport(["qemu-aarch64", "-cpu", "cortex-a72", str(b.dir / b.meta["runner"])])
