@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -99,7 +100,12 @@ class ProcessTransport(Transport):
         ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
         if not ready:
             return b""
-        return self.proc.stdout.read(n) or b""
+        data = self.proc.stdout.read(n)  # None: nothing yet; b"": the process closed its output
+        if data == b"":
+            code = self.proc.wait()
+            how = f"signal {signal.Signals(-code).name}" if code < 0 else f"code {code}"
+            raise DeviceError(f"{self.name} exited ({how})", "its messages, if any, are above")
+        return data or b""
 
     def close(self) -> None:
         if self.proc.poll() is None:

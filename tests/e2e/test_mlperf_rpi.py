@@ -5,7 +5,6 @@ does not have: QEMU with the A72's CPU model refuses that runner."""
 from __future__ import annotations
 
 import json
-import signal
 
 import numpy as np
 import pytest
@@ -53,9 +52,8 @@ def test_validate_bit_exact_with_tflm_under_qemu(built, tmp_path, capsys):
         session = Session(t, timeout=10)
         try:
             session.check_build(b.meta)  # the protocol code has no SDOT: it answers
-            with pytest.raises(DeviceError):
+            with pytest.raises(DeviceError, match="exited \\(signal SIGILL\\)"):
                 session.run(random_inputs(b.meta["io"]["inputs"], np.random.default_rng(0)), b.meta["io"]["outputs"])
-            assert t.proc.wait(timeout=10) == -signal.SIGILL
         finally:
             session.close()
     if b.target.name == "rpi4":
