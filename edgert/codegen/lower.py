@@ -606,8 +606,10 @@ def _channels_inner(g: Graph, op: Op) -> bool:
     convolution (1 input channel) 237,269 vs 2,377,217 on the A72, its depthwise ones 117,504
     vs 716,835, its 1x1 64 -> 64 ones 317,814 vs 487,348 (A72) and 317,914 vs 359,326 (A76,
     whose dot products use SDOT); IC's 3x3 32 -> 64 676,402 vs 832,577 but its 3x3 16 -> 16
-    6,790,437 vs 2,468,952: few output channels fill few vector registers."""
-    if op.kind == "depthwise_conv2d":
+    6,790,437 vs 2,468,952: few output channels fill few vector registers. Binary convolutions
+    (but MST ones, whose channels depend on each other): the LceBconv2d 16x16x64 -> 64 3x3 of
+    benchmarks/models 614,890 vs 2,676,198 on the A72."""
+    if op.kind == "depthwise_conv2d" or (op.kind == "bconv2d" and "mst" not in op.attrs):
         return True
     if op.kind != "conv2d":
         return False

@@ -97,6 +97,17 @@ def _window_popcount(c, X, F):
     return acc
 
 
+class _OhwiView:
+    """A (kh, kw, words, cout) filter tensor indexed as (cout, kh, kw, words)."""
+
+    def __init__(self, hwio: te.Tensor):
+        self.hwio = hwio
+
+    def __getitem__(self, index):
+        o, ry, rx, rj = index
+        return self.hwio[ry, rx, rj, o]
+
+
 def lower_bconv(c) -> te.Tensor:
     op, g = c.op, c.g
     a = op.attrs
@@ -106,6 +117,10 @@ def lower_bconv(c) -> te.Tensor:
     X = c.act(op.inputs[0])
     if "mst" in a:  # with reuse: the centers' filters only
         acc = _mst_acc(c, X, acc_shape)
+    elif c.channels_inner:  # filters stored (kh, kw, words, cout): contiguous along the vector of channels
+        w = g.tensor(op.inputs[1]).data
+        acc = te.compute(acc_shape, _window_popcount(c, X, _OhwiView(c.const("f_hwio", w.transpose(1, 2, 3, 0)))),
+                         name="acc")
     else:
         acc = te.compute(acc_shape, _window_popcount(c, X, c.act(op.inputs[1])), name="acc")
     if y.dtype is DType.I32:
