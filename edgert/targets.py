@@ -184,6 +184,23 @@ def _read_toml(path: Path) -> dict:
         raise UserError(f"{path}: not valid TOML ({e})", "fix the file's syntax") from None
 
 
+def _check_kernels(path: Path, kernels: dict) -> None:
+    """A Linux target's [kernels] table: backend "llvm" (mtriple, mcpu) or "cuda" (arch sm_NN)."""
+    backend = kernels.get("backend", "llvm")
+    if backend == "llvm":
+        missing = [k for k in ("mtriple", "mcpu") if k not in kernels]
+        if missing:
+            raise UserError(f"{path}: [kernels] needs {' and '.join(missing)} for the LLVM back end",
+                            'e.g. mtriple = "aarch64-linux-gnu", mcpu = "cortex-a72" (see targets/rpi4.toml)')
+    elif backend == "cuda":
+        arch = str(kernels.get("arch", ""))
+        if not (arch.startswith("sm_") and arch[3:].isdigit()):
+            raise UserError(f"{path}: [kernels] arch must name the GPU architecture as sm_NN, got {arch or 'nothing'!r}",
+                            'e.g. arch = "sm_87" (see targets/jetson-orin-nano.toml)')
+    else:
+        raise UserError(f"{path}: unknown [kernels] backend {backend!r}", 'use "llvm" (a CPU) or "cuda" (a GPU)')
+
+
 def load(name: str | Path, board: str | Path | None = None) -> Target:
     """A target by name or TOML path; ``board`` (a name or board TOML) replaces the target's
     default board, and must have the target's CPU."""
@@ -215,6 +232,8 @@ def load(name: str | Path, board: str | Path | None = None) -> Target:
             chosen = load_board(data["board"], path.parent)
         else:
             chosen = _board(data["board"], path, f"{path} [board]")
+        if kind == "linux":
+            _check_kernels(path, data.get("kernels", {}))
         return Target(
             name=data["name"], kind=kind, description=data.get("description", ""),
             cc=data["cc"], cflags=tuple(data.get("cflags", ())), ldflags=tuple(data.get("ldflags", ())),

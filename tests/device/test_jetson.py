@@ -21,6 +21,7 @@ from edgert.codegen.cuda_emit import cubin_arch
 from edgert.device import protocol as P
 from edgert.device.board import connect
 from edgert.device.session import ProtocolError
+from edgert.errors import UserError
 from edgert.validate.tflm_ref import run_tflm
 from tests.conftest import SHARED
 
@@ -100,3 +101,16 @@ def test_models_bit_exact_on_a_local_gpu(tmp_path):
                 x = rng.integers(-128, 128, spec["shape"], dtype=np.int8)
                 out = board.session.run([x], b.meta["io"]["outputs"]).outputs[0]
                 np.testing.assert_array_equal(out, run_tflm(b.model_path.read_bytes(), [x])[0].reshape(out.shape))
+
+
+@pytest.mark.parametrize("target, old, new, message", [
+    ("jetson-orin-nano", 'arch = "sm_87"', 'arch = "87"', "arch must name the GPU architecture as sm_NN, got '87'"),
+    ("jetson-orin-nano", 'backend = "cuda"', 'backend = "opencl"', "unknown [kernels] backend 'opencl'"),
+    ("rpi4", 'mcpu = "cortex-a72"', "", "[kernels] needs mcpu for the LLVM back end"),
+])
+def test_bad_kernels_table_is_named(tmp_path, target, old, new, message):
+    toml = (targets.targets_dir() / f"{target}.toml").read_text()
+    assert old in toml
+    (tmp_path / "bad.toml").write_text(toml.replace(old, new))
+    with pytest.raises(UserError, match=re.escape(message)):
+        targets.load(tmp_path / "bad.toml")
