@@ -105,16 +105,16 @@ def build(model: str | Path, target: str | Path = "host", out_dir: str | Path = 
         from edgert.passes import mst
 
         mst_rows = mst.run(g)
-    gpu = tgt.kind == "linux" and tgt.kernel_backend == "cuda"
+    gpu, cpu_llvm = tgt.kernel_backend == "cuda", tgt.kernel_backend == "llvm"
     lowered = lower.lower(g, p, gpu_threads=tgt.kernels.get("threads", 64) if gpu else None,
-                          fence_float=tgt.kind == "linux", simd=tgt.kind == "linux" and not gpu)
+                          fence_float=gpu or cpu_llvm, simd=cpu_llvm)
     funcs = {k.name: k.func for k in lowered.kernels}
     in_place = {k.name for k in lowered.kernels if k.in_place}
     if gpu:  # Jetson: CUDA kernels, a cubin for the board's GPU
         from edgert.codegen import cuda_emit
 
         kernels = cuda_emit.emit_cubin(funcs, tgt.kernels["arch"])
-    elif tgt.kind == "linux":  # kernels compiled by TVM's LLVM back end for the board's CPU
+    elif cpu_llvm:  # kernels compiled by TVM's LLVM back end for the exact CPU
         from edgert.codegen import llvm_emit
 
         kernels = llvm_emit.emit_object(funcs, tgt.llvm, aliased=in_place)
@@ -132,7 +132,7 @@ def build(model: str | Path, target: str | Path = "host", out_dir: str | Path = 
     if gpu:
         (out / "kernels.cubin").write_bytes(kernels.cubin)
         (out / "kernels.ptx").write_text(kernels.ptx)
-    elif tgt.kind == "linux":
+    elif cpu_llvm:
         (out / linux.KERNEL_OBJECT).write_bytes(kernels.object)
         (out / "kernels.s").write_text(kernels.assembly)
         (out / "kernel_helpers.c").write_text(c_emit.extern_helpers())

@@ -83,13 +83,24 @@ class Target:
 
     @property
     def kernel_backend(self) -> str:
-        """How a Linux target's kernels are compiled: "llvm" (the CPU) or "cuda" (the GPU)."""
-        return self.kernels.get("backend", "llvm")
+        """How the kernels are compiled: "c" (TVM's C, by the target's compiler: microcontrollers
+        and the host's reference build), "llvm" (TVM's LLVM back end for the exact CPU: Linux
+        boards, host-llvm) or "cuda" (the GPU)."""
+        return self.kernels.get("backend", "llvm" if self.kind == "linux" else "c")
 
     @property
     def llvm(self) -> dict:
-        """The TVM LLVM target dict of a CPU target's kernels."""
-        return {k: v for k, v in self.kernels.items() if k in ("mtriple", "mcpu", "mattr")} | {"kind": "llvm"}
+        """The TVM LLVM target dict of a CPU target's kernels; mcpu "native": this machine's CPU."""
+        target = {k: v for k, v in self.kernels.items() if k in ("mtriple", "mcpu", "mattr")} | {"kind": "llvm"}
+        if target.get("mcpu") == "native":
+            import tvm
+
+            target["mcpu"] = str(tvm.target.codegen.llvm_get_system_cpu())
+        if target.get("mtriple") == "native":
+            import tvm
+
+            target["mtriple"] = str(tvm.target.codegen.llvm_get_system_triple())
+        return target
 
 
 def available() -> list[str]:
@@ -232,7 +243,7 @@ def load(name: str | Path, board: str | Path | None = None) -> Target:
             chosen = load_board(data["board"], path.parent)
         else:
             chosen = _board(data["board"], path, f"{path} [board]")
-        if kind == "linux":
+        if kind == "linux" or "kernels" in data:
             _check_kernels(path, data.get("kernels", {}))
         return Target(
             name=data["name"], kind=kind, description=data.get("description", ""),

@@ -13,6 +13,7 @@ from edgert.errors import ToolchainError, UserError
 from edgert.targets import Target
 
 SOURCES = ("model.c", "kernels.c", "weights.c")
+LLVM_SOURCES = ("model.c", "kernels.o", "kernel_helpers.c", "weights.c")  # target host-llvm
 LIBRARY = "libmodel.so"
 
 
@@ -23,7 +24,8 @@ def compile_library(build_dir: Path, target: Target) -> Path:
         raise ToolchainError(f"the host C compiler {target.cc!r} is not installed",
                              "install gcc (Debian: apt-get install gcc) or run scripts/setup.sh")
     out = build_dir / LIBRARY
-    cmd = [cc, *target.cflags, "-shared", "-o", str(out), *(str(build_dir / s) for s in SOURCES), "-lm"]
+    sources = SOURCES if target.kernel_backend == "c" else LLVM_SOURCES
+    cmd = [cc, *target.cflags, "-shared", "-o", str(out), *(str(build_dir / s) for s in sources), "-lm"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise ToolchainError(

@@ -27,7 +27,7 @@ def build(build_dir: Path, meta: dict) -> Path:
     desc.write_text(model_desc_c(meta))
     out = build_dir / EXECUTABLE
     cmd = [cc, "-O2", "-std=c99", "-D_POSIX_C_SOURCE=200809L", "-Wall", "-Wno-unused-variable", "-Wno-maybe-uninitialized",
-           f"-I{build_dir}", f"-I{rt}", *HOOK_FLAGS, *(str(build_dir / s) for s in MODEL_SOURCES), str(desc),
+           f"-I{build_dir}", f"-I{rt}", *HOOK_FLAGS, *(str(build_dir / s) for s in _model_sources(meta)), str(desc),
            *(str(rt / s) for s in RUNTIME_SOURCES), str(host / "board_host.c"), "-o", str(out), "-lm"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -36,9 +36,17 @@ def build(build_dir: Path, meta: dict) -> Path:
     return out
 
 
+def _model_sources(meta: dict) -> tuple[str, ...]:
+    """The build's model files: C kernels, or an LLVM kernel object (target host-llvm)."""
+    from edgert import targets
+    from edgert.backends import host
+
+    return host.LLVM_SOURCES if targets.load(meta["target"]).kernel_backend == "llvm" else MODEL_SOURCES
+
+
 def start(build_dir: Path, meta: dict) -> ProcessTransport:
     exe = build_dir / EXECUTABLE
-    sources = [build_dir / s for s in (*MODEL_SOURCES, "meta.json")]
+    sources = [build_dir / s for s in (*_model_sources(meta), "meta.json")]
     if not exe.is_file() or any(s.stat().st_mtime > exe.stat().st_mtime for s in sources if s.exists()):
         build(build_dir, meta)  # absent, or older than the build it serves
     return ProcessTransport([str(exe)])

@@ -1,5 +1,6 @@
-"""The four MLPerf Tiny int8 models built for the host target: outputs bit-identical to
-TensorFlow Lite Micro on the shipped KWS sample and on 50 seeded random inputs each."""
+"""The four MLPerf Tiny int8 models built for the host targets (host: the portable C;
+host-llvm: TVM's LLVM kernels for this CPU, vectorized): outputs bit-identical to TensorFlow
+Lite Micro on the shipped KWS sample and on 50 seeded random inputs each."""
 from __future__ import annotations
 
 import numpy as np
@@ -13,10 +14,12 @@ pytestmark = pytest.mark.slow
 RANDOM_INPUTS = 50
 
 
-@pytest.fixture(scope="module", params=MLPERF_INT8)
+@pytest.fixture(scope="module", params=[(m, t) for t in ("host", "host-llvm") for m in MLPERF_INT8],
+                ids=lambda p: f"{p[0]}-{p[1]}")
 def built(request, mlperf_dir, tmp_path_factory):
-    path = mlperf_dir / f"{request.param}.tflite"
-    return path, api.build(path, "host", tmp_path_factory.mktemp(request.param))
+    model, target = request.param
+    path = mlperf_dir / f"{model}.tflite"
+    return path, api.build(path, target, tmp_path_factory.mktemp(f"{model}-{target}"))
 
 
 def test_bit_exact_with_tflm(built):
