@@ -173,10 +173,12 @@ def extern_helpers() -> str:
     return "#include <stdint.h>\n\n" + "\n".join(h.replace("static inline ", "") for h in _HELPERS.values())
 
 
-def lowering_passes(*, vectorize: bool = False) -> list[tvm.transform.Pass]:
+def lowering_passes(*, vectorize: bool = False, threads: bool = False) -> list[tvm.transform.Pass]:
     """The TIR pass list used by ``emit_c`` (exposed so other back ends can reuse it).
 
     ``vectorize`` must stay False for the C target; the LLVM targets may turn it on.
+    ``threads``: GPU kernels, whose loops are bound to blocks and threads (TVM's GPU pipeline
+    steps for thread bindings are added; each PrimFunc stays its own kernel entry).
 
     It is ``tvm.s_tir.pipeline.default_s_tir_pipeline`` without the GPU-only passes and with
     ``MakePackedAPI`` replaced by ``bind_raw_pointers``; ``LowerIntrin`` runs last as in the
@@ -188,7 +190,9 @@ def lowering_passes(*, vectorize: bool = False) -> list[tvm.transform.Pass]:
         s_tir.transform.LowerInitBlock(),
         s_tir.transform.PlanAndUpdateBufferAllocationLocation(),
         s_tir.transform.ConvertBlocksToOpaque(),
+        *([s_tir.transform.LiftThreadBinding()] if threads else []),
         s_tir.transform.CompactBufferAllocation(),
+        *([s_tir.transform.UnifyThreadBinding()] if threads else []),
         s_tir.transform.LowerMatchBuffer(),
         s_tir.transform.StmtSimplify(),
         s_tir.transform.LowerOpaqueBlock(),

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import tvm
-from tvm import s_tir, tirx
+from tvm import tirx
 
 from edgert.errors import ToolchainError
 
@@ -70,38 +70,6 @@ def nvcc_root() -> Path:
     if not (root / "bin" / "ptxas").is_file():
         raise ToolchainError(f"{root}/bin/ptxas is missing", f"reinstall it: {_INSTALL_HINT}")
     return root
-
-
-def _gpu_passes() -> list:
-    """c_emit's pass list with the thread-binding steps of TVM's GPU pipeline, and no host
-    side (no SplitHostDevice / packed API): each PrimFunc is itself the device kernel."""
-    return [
-        s_tir.transform.CanonicalizeLoop(),
-        s_tir.transform.LowerInitBlock(),
-        s_tir.transform.PlanAndUpdateBufferAllocationLocation(),
-        s_tir.transform.ConvertBlocksToOpaque(),
-        s_tir.transform.LiftThreadBinding(),
-        s_tir.transform.CompactBufferAllocation(),
-        s_tir.transform.UnifyThreadBinding(),
-        s_tir.transform.LowerMatchBuffer(),
-        s_tir.transform.StmtSimplify(),
-        s_tir.transform.LowerOpaqueBlock(),
-        tirx.transform.FlattenBuffer(),
-        tirx.transform.NarrowDataType(32),
-        s_tir.transform.LoopPartition(),
-        tirx.transform.VectorizeLoop(False),
-        tirx.transform.StorageRewrite(),
-        s_tir.transform.HoistIfThenElse(),
-        tirx.transform.UnrollLoop(),
-        s_tir.transform.RenormalizeSplitPattern(),
-        tirx.transform.StmtSimplify(),
-        tirx.transform.RemoveNoOp(),
-        s_tir.transform.RewriteUnsafeSelect(),
-        tirx.transform.CommonSubexprElim(),
-        tirx.transform.VerifyMemory(),
-        c_emit.bind_raw_pointers,
-        tirx.transform.LowerIntrin(),
-    ]
 
 
 def _launch(name: str, func) -> Launch:
@@ -151,7 +119,7 @@ def emit_cubin(funcs: Mapping[str, tirx.PrimFunc], arch: str) -> CudaCode:
         .with_attr("tirx.is_global_func", True)
         for name, func in funcs.items()})
     with tvm.transform.PassContext(opt_level=3):
-        mod = tvm.ir.transform.Sequential(_gpu_passes())(mod)
+        mod = tvm.ir.transform.Sequential(c_emit.lowering_passes(threads=True))(mod)
     signatures, launches = {}, {}
     for name, func in funcs.items():
         params = c_emit.params(name, func, mod[name])
