@@ -100,12 +100,12 @@ def build(model: str | Path, target: str | Path = "host", out_dir: str | Path = 
             f"the arena needs {p.size:,} bytes, {p.size - ram_limit:,} bytes over --ram-limit {ram_limit:,}",
             "raise --ram-limit, or use a smaller model or input resolution",
         )
+    gpu, cpu_llvm = tgt.kernel_backend == "cuda", tgt.kernel_backend == "llvm"
     mst_rows = None
     if bnn_mst:
         from edgert.passes import mst
 
-        mst_rows = mst.run(g)
-    gpu, cpu_llvm = tgt.kernel_backend == "cuda", tgt.kernel_backend == "llvm"
+        mst_rows = mst.run(g, mst.ENTRY_COST_SIMD if cpu_llvm else mst.ENTRY_COST)
     lowered = lower.lower(g, p, gpu_threads=tgt.kernels.get("threads", 64) if gpu else None,
                           fence_float=gpu or cpu_llvm, simd=cpu_llvm)
     funcs = {k.name: k.func for k in lowered.kernels}

@@ -76,3 +76,18 @@ def test_cli_reports_the_saving_and_the_board_agrees(tmp_path, capsys):
         for x in _inputs(host, 2):
             got = board.session.run([x], b.meta["io"]["outputs"]).outputs[0]
             np.testing.assert_array_equal(got.reshape(-1), api.run(host, [x])[0].reshape(-1))
+
+
+def test_a_vectorizing_cpu_needs_much_more_similar_filters():
+    """On the Pi the dense kernel runs over channels in NEON lanes, so a difference entry costs
+    ENTRY_COST_SIMD dense words: filters with a few differing words keep the dense kernel
+    there, identical ones are still reused."""
+    rng = np.random.default_rng(1)
+    base = rng.integers(0, 2**31, (8, 3, 3, 2), dtype=np.int64).astype(np.int32)
+    near = np.concatenate([base] * 8)          # 64 channels, 8 prototypes
+    for c in range(8, 64):                     # each copy differs from its prototype in one word
+        near[c, c % 3, (c // 3) % 3, c % 2] ^= 1 << (c % 31)
+    assert mst.plan(near) is not None
+    assert mst.plan(near, mst.ENTRY_COST_SIMD) is None
+    same = np.concatenate([base] * 8)
+    assert mst.plan(same, mst.ENTRY_COST_SIMD)["bound"] == 0
