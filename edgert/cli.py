@@ -274,19 +274,26 @@ def cmd_targets(args) -> int:
 
     for name in targets.available():
         t = targets.load(name)
-        print(f"{t.name:12} {t.kind:9} {t.description}")
-        if t.board is None:
-            print(f"{'':12} supports: build (shared library), run, bench against TFLite and TFLite Micro")
+        print(f"{t.name:16} {t.kind:9} {t.description}")
+        if t.kind == "linux":
+            kernels = (f"CUDA kernels for {t.kernels['arch']}" if t.kernel_backend == "cuda"
+                       else f"LLVM kernels for {t.kernels['mcpu']}")
+            where = ("on the board: no GPU is emulated" if t.kernel_backend == "cuda"
+                     else f"on the board, or here under {' '.join(t.emulator[:3])}" if t.emulator else "on the board")
+            print(f"{'':16} supports: build (a runner, {kernels}), deploy (SSH), run, validate, bench ({where})")
             continue
-        print(f"{'':12} supports: build (ELF/BIN/HEX + memory report), flash, run, validate, bench, export")
-        print(f"{'':12} boards (--board; * the default):")
+        if t.board is None:
+            print(f"{'':16} supports: build (shared library), run, validate, bench against TFLite and TFLite Micro")
+            continue
+        print(f"{'':16} supports: build (ELF/BIN/HEX + memory report), flash, run, validate, bench, export")
+        print(f"{'':16} boards (--board; * the default):")
         for bname in targets.available_boards():
             b = targets.load_board(bname)
             if b.cpu != t.name:
                 continue
             mem = ", ".join(f"{r.name} {r.length // 1024:,} KiB" for r in b.memory)
             mark = "*" if b.name == t.board.name else " "
-            print(f"{'':14}{mark} {b.name:18} {b.clock_hz / 1e6:g} MHz, {mem}; flash: {', '.join(b.flash_methods)}"
+            print(f"{'':18}{mark} {b.name:22} {b.clock_hz / 1e6:g} MHz, {mem}; flash: {', '.join(b.flash_methods)}"
                   + ("  (emulated)" if b.emulated else ""))
     print(f"\nop kinds supported on every target: {', '.join(sorted(REGISTRY))}")
     return EXIT_OK
