@@ -35,7 +35,7 @@ from edgert.errors import ToolchainError
 from . import c_emit
 from .c_emit import Param, walk
 
-__all__ = ["CudaCode", "Launch", "emit_cubin", "nvcc_root"]
+__all__ = ["CudaCode", "Launch", "cubin_arch", "emit_cubin", "nvcc_root"]
 
 _INSTALL_HINT = "pip install 'edgert[jetson]' (the package nvidia-cuda-nvcc-cu12); scripts/setup.sh installs it"
 
