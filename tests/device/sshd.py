@@ -33,6 +33,8 @@ def available() -> str | None:
         return "openssh-server is not installed (scripts/setup.sh installs it)"
     if shutil.which("ssh-keygen") is None or shutil.which("ssh") is None:
         return "openssh-client is not installed"
+    if os.geteuid() != 0 and not Path("/run/sshd").is_dir():
+        return "sshd needs its privilege separation directory /run/sshd, which only root can create"
     return None
 
 
