@@ -99,6 +99,8 @@ def deploy(build, host: str, *, identity: str | None = None, ssh_options: list[s
 
     exe = linux.runner_path(build)
     target = build.target
+    if identity is not None:  # the record serves later commands, from any folder
+        identity = str(Path(identity).expanduser().resolve())
     remote = Remote(host, identity, list(ssh_options or ()))
     wrapper = [str(w) for w in target.deploy.get("run", [])]
     on_board = bool(target.deploy.get("build_on_board"))
