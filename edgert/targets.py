@@ -92,14 +92,11 @@ class Target:
     def llvm(self) -> dict:
         """The TVM LLVM target dict of a CPU target's kernels; mcpu "native": this machine's CPU."""
         target = {k: v for k, v in self.kernels.items() if k in ("mtriple", "mcpu", "mattr")} | {"kind": "llvm"}
-        if target.get("mcpu") == "native":
-            import tvm
+        if "native" in (target.get("mcpu"), target.get("mtriple")):
+            from tvm.target import codegen
 
-            target["mcpu"] = str(tvm.target.codegen.llvm_get_system_cpu())
-        if target.get("mtriple") == "native":
-            import tvm
-
-            target["mtriple"] = str(tvm.target.codegen.llvm_get_system_triple())
+            native = {"mcpu": codegen.llvm_get_system_cpu, "mtriple": codegen.llvm_get_system_triple}
+            target.update({k: str(f()) for k, f in native.items() if target.get(k) == "native"})
         return target
 
 

@@ -47,7 +47,7 @@ from tvm import s_tir, tirx
 
 from edgert.errors import EdgertError
 
-__all__ = ["CEmitError", "CSource", "MAX_LOCAL_BYTES", "Param", "check_signatures", "emit_c", "extern_helpers",
+__all__ = ["CEmitError", "CSource", "KernelSignatures", "MAX_LOCAL_BYTES", "Param", "check_signatures", "emit_c", "extern_helpers",
            "lowering_passes", "params"]
 
 #: Largest internal buffer (bytes) a kernel may keep as a C local array. Anything bigger
@@ -90,8 +90,19 @@ class Param:
         return f"{const}{self.ctype}* {'restrict ' if self.restrict else ''}{self.name}"
 
 
+class KernelSignatures:
+    """What every back end's result gives model.c: ``signatures`` (kernel name -> its
+    parameters in call order) and each kernel's C prototype."""
+
+    signatures: dict[str, list[Param]]
+
+    def prototype(self, name: str) -> str:
+        """``void name(<params>)`` without the trailing semicolon."""
+        return _prototype(name, self.signatures[name])
+
+
 @dataclasses.dataclass(frozen=True)
-class CSource:
+class CSource(KernelSignatures):
     """Result of ``emit_c``.
 
     ``code`` is a complete C99 translation unit. ``signatures`` maps each kernel name to its
@@ -103,10 +114,6 @@ class CSource:
     code: str
     signatures: dict[str, list[Param]]
     header: str | None = None
-
-    def prototype(self, name: str) -> str:
-        """``void name(<params>)`` without the trailing semicolon."""
-        return _prototype(name, self.signatures[name])
 
 
 # --------------------------------------------------------------------------------------

@@ -47,16 +47,13 @@ class Launch:
 
 
 @dataclasses.dataclass(frozen=True)
-class CudaCode:
+class CudaCode(c_emit.KernelSignatures):
     cubin: bytes
     ptx: str
     arch: str
     launches: dict[str, Launch]
     signatures: dict[str, list[Param]]
     ptxas_version: str
-
-    def prototype(self, name: str) -> str:
-        return c_emit._prototype(name, self.signatures[name])
 
 
 def nvcc_root() -> Path:

@@ -34,16 +34,13 @@ MAX_LOCAL_BYTES = 64 * 1024
 
 
 @dataclasses.dataclass(frozen=True)
-class ObjectCode:
+class ObjectCode(c_emit.KernelSignatures):
     """Result of ``emit_object``: the ELF object, its assembly (for reading), and each
     kernel's parameters in call order (names ``p0``, ``p1``, ...)."""
 
     object: bytes
     assembly: str
     signatures: dict[str, list[Param]]
-
-    def prototype(self, name: str) -> str:
-        return c_emit._prototype(name, self.signatures[name])
 
 
 def emit_object(funcs: Mapping[str, tirx.PrimFunc], llvm_target: dict, *, aliased: Collection[str] = ()) -> ObjectCode:

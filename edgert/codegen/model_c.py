@@ -68,7 +68,7 @@ def model_hash(g: Graph, lowered: Lowered) -> str:
 CUDA_CONST_ALIGN = 256  # cuMemAlloc's own alignment: each weight array's device copy starts on one
 
 
-def _cuda_tables(g: Graph, plan: ArenaPlan, lowered: Lowered, code: CudaCode) -> list[str]:
+def _cuda_tables(plan: ArenaPlan, lowered: Lowered, code: CudaCode) -> list[str]:
     """The cubin, the kernel names and the constants' device layout (see edgert_cuda.h)."""
     consts, offset = [], 0
     for name, data in lowered.consts.items():
@@ -178,7 +178,7 @@ def emit(g: Graph, plan: ArenaPlan, lowered: Lowered, kernels: CSource | ObjectC
     ]
     cuda = isinstance(kernels, CudaCode)
     if cuda:
-        c += _cuda_tables(g, plan, lowered, kernels)
+        c += _cuda_tables(plan, lowered, kernels)
     else:
         for k in lowered.kernels:
             c.append(kernels.prototype(k.name) + ";")
