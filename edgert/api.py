@@ -18,7 +18,7 @@ import numpy as np
 
 from edgert import passes, report, targets
 from edgert.errors import ModelFormatError, ResourceError, UserError
-from edgert.ir import Graph, format_graph
+from edgert.ir import Graph, format_graph, verify
 from edgert.plan.arena import ArenaPlan, plan as plan_arena
 
 BUILD_FORMAT = 2  # version of build/meta.json
@@ -28,6 +28,7 @@ BUILD_FORMAT = 2  # version of build/meta.json
 class Compiled:
     graph: Graph
     plan: ArenaPlan
+    weight_rows: list[dict]  # how each int8 layer stores its weights (passes.weight_format)
 
 
 @dataclass
@@ -67,10 +68,17 @@ def load_graph(path: str | Path) -> Graph:
                            "edgert reads .tflite and .onnx files")
 
 
-def compile_model(path: str | Path) -> Compiled:
+def compile_model(path: str | Path, *, weights: str = "int8") -> Compiled:
+    """The model's graph after the pass pipeline, its weight formats chosen (``weights``: a mode
+    of passes.weight_format, which may add padding ops), and its arena plan."""
+    from edgert.passes import weight_format
+
+    if weights not in weight_format.MODES:
+        raise UserError(f"unknown weights mode {weights!r}", "one of: " + ", ".join(weight_format.MODES))
     g = passes.run_pipeline(load_graph(path))
-    p = plan_arena(g)
-    return Compiled(graph=g, plan=p)
+    rows = weight_format.run(g, weights)
+    verify(g)
+    return Compiled(graph=g, plan=plan_arena(g), weight_rows=rows)
 
 
 def io_spec(g: Graph) -> dict:
@@ -83,17 +91,19 @@ def io_spec(g: Graph) -> dict:
 
 
 def build(model: str | Path, target: str | Path = "host", out_dir: str | Path = "build",
-          *, board: str | Path | None = None, ram_limit: int | None = None, bnn_mst: bool = False) -> Build:
+          *, board: str | Path | None = None, ram_limit: int | None = None, bnn_mst: bool = False,
+          weights: str = "auto") -> Build:
     """Compile ``model`` for ``target`` (a name or a target .toml) into ``out_dir``, for the
     target's default board or ``board`` (a name or board .toml); refuse an arena over
     ``ram_limit``, and for a board, an image over the board's memory. ``bnn_mst``: binary
-    convolutions reuse other channels' results where that saves work (edgert.passes.mst)."""
+    convolutions reuse other channels' results where that saves work (edgert.passes.mst).
+    ``weights``: how int8 layers store their weights, one of passes.weight_format.MODES."""
     from edgert.backends import cortex_m, host, linux
     from edgert.codegen import c_emit, lower, model_c
 
     tgt = targets.load(target, board)
     model = Path(model)
-    compiled = compile_model(model)
+    compiled = compile_model(model, weights=weights)
     g, p = compiled.graph, compiled.plan
     if ram_limit is not None and p.size > ram_limit:
         raise ResourceError(
@@ -156,6 +166,8 @@ def build(model: str | Path, target: str | Path = "host", out_dir: str | Path = 
     }
     if mst_rows is not None:
         rep["mst"] = mst_rows
+    if compiled.weight_rows:
+        rep["weights"] = compiled.weight_rows
     target_ref = tgt.name if Path(str(target)).suffix != ".toml" else str(tgt.path)
     meta = {"format": BUILD_FORMAT, "target": target_ref, "model_file": model_file, "io": io_spec(g),
             "model_hash": rep["model_hash"], "arena_bytes": p.size,

@@ -102,36 +102,45 @@ TFLM_CORTEX_M7 = {
 
 
 def bench_device(paths: list[str | Path], target: str, *, out_dir: str | Path = "build/bench", seed: int = 0,
-                 progress: bool = False, layers: bool = False, bnn_mst: bool = False) -> dict:
+                 progress: bool = False, layers: bool = False, bnn_mst: bool = False,
+                 weights: tuple[str, ...] = ("auto",)) -> dict:
     """Each model (or build folder) built for ``target`` and run once on its emulated board:
     instructions per inference (exact, deterministic), arena, flash and RAM from the ELF;
     next to TFLite Micro's recorded figures where this exact model file has them. With
     ``layers``, also each layer's instructions (a second, profiled inference). With
-    ``bnn_mst``, each model is built twice, without and with MST channel reuse ("+mst")."""
+    ``bnn_mst``, each model is built twice, without and with MST channel reuse ("+mst").
+    ``weights``: each model built once per weights mode of edgert.passes.weight_format (with
+    more than one, rows are labelled "[mode]"), e.g. ("int8", "auto"): as stored vs packed
+    and sparse."""
     from edgert.validate.on_device import profile_layers
     import hashlib
 
     from edgert.device.board import connect
 
     rows = []
-    jobs = [(Path(p), False) for p in paths] + ([(Path(p), True) for p in paths if not Path(p).is_dir()]
-                                                 if bnn_mst else [])
-    for path, mst in jobs:
+    files = [Path(p) for p in paths if not Path(p).is_dir()]
+    jobs = [(Path(p), False, weights[0]) for p in paths if Path(p).is_dir()]
+    jobs += [(p, False, mode) for p in files for mode in weights]
+    jobs += [(p, True, weights[0]) for p in files] if bnn_mst else []
+    for path, mst, mode in jobs:
+        label = (" +mst" if mst else "") + (f" [{mode}]" if len(weights) > 1 and not path.is_dir() else "")
         if path.is_dir():
             b = api.load_build(path)
         else:
             if progress:
-                print(f"building {path.name} for {target}{' with --bnn-mst' if mst else ''} ...", file=sys.stderr)
-            suffix = "-mst" if mst else ""
-            b = api.build(path, target, Path(out_dir) / f"{path.stem}-{Path(str(target)).stem}{suffix}", bnn_mst=mst)
+                print(f"building {path.name} for {target}{label} ...", file=sys.stderr)
+            suffix = ("-mst" if mst else "") + (f"-{mode}" if len(weights) > 1 else "")
+            b = api.build(path, target, Path(out_dir) / f"{path.stem}-{Path(str(target)).stem}{suffix}", bnn_mst=mst,
+                          weights=mode)
         inputs = _random_inputs(b.meta["io"]["inputs"], seed)
         with connect(b, None) as board:
             result = board.session.run(inputs, b.meta["io"]["outputs"])
             latency, unit = board.latency(result.ticks), board.unit
             per_layer = profile_layers(b, board, inputs) if layers else None
         mem = b.report["memory"]
-        row = {"model": b.report["summary"]["model"] + (" +mst" if mst else ""), "latency": latency, "unit": unit,
+        row = {"model": b.report["summary"]["model"] + label, "latency": latency, "unit": unit,
                "macs": b.report["summary"]["macs"], "arena": b.meta["arena_bytes"],
+               "weight_bytes": b.report["summary"]["flash_const_bytes"],
                "flash": mem["flash"]["total"], "ram": mem["ram"]["total"]}
         row["macs_per_instruction"] = round(row["macs"] / latency, 3) if latency else 0.0
         if per_layer is not None:
@@ -152,7 +161,7 @@ def format_device(result: dict) -> str:
             ("tflm_cmsis_nn", "TFLM+CMSIS-NN"), ("vs_cmsis_nn", "/ CMSIS-NN"),
             ("tflm_reference", "TFLM ref"), ("vs_tflm_reference", "/ TFLM ref"),
             ("arena", "arena B"), ("tflm_arena", "TFLM arena B"), ("arena_vs_tflm", "/ TFLM"),
-            ("flash", "flash B"), ("ram", "RAM B")]
+            ("weight_bytes", "weights B"), ("flash", "flash B"), ("ram", "RAM B")]
     cols = [c for c in cols if any(c[0] in r for r in rows)]  # TFLM figures exist for cortex-m7 only
     md = ["| " + " | ".join(h for _, h in cols) + " |", "|" + "|".join("---" if k == "model" else "---:" for k, _ in cols) + "|"]
     for r in rows:

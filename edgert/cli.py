@@ -73,7 +73,7 @@ def cmd_build(args) -> int:
     from edgert import api, report
 
     b = api.build(args.model, args.target, args.output, board=args.board, ram_limit=args.ram_limit,
-                  bnn_mst=args.bnn_mst)
+                  bnn_mst=args.bnn_mst, weights=args.weights)
     rep = b.report
     print(report.format_table(rep["layers"], report.LAYER_COLUMNS))
     s = rep["summary"]
@@ -261,7 +261,8 @@ def cmd_bench(args) -> int:
         print(bench.format_host(result))
     else:
         result = bench.bench_device(args.paths, args.target, out_dir=args.output, seed=args.seed,
-                                    progress=sys.stderr.isatty(), layers=args.layers, bnn_mst=args.bnn_mst)
+                                    progress=sys.stderr.isatty(), layers=args.layers, bnn_mst=args.bnn_mst,
+                                    weights=tuple(args.weights.split(",")))
         print(bench.format_device(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
@@ -346,6 +347,9 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--ram-limit", type=_parse_size, default=None, help="refuse an arena larger than this (bytes, 64k, 1M)")
     s.add_argument("--bnn-mst", action="store_true",
                    help="binary convolutions compute channels from similar channels' results (MST channel reuse)")
+    s.add_argument("--weights", choices=("auto", "dense", "int8"), default="auto",
+                   help="int8 layers' weights in flash: auto (smallest exact format: int8, int4 or codebook, and "
+                        "sparse where it saves flash and work), dense (never sparse), int8 (as the model stores them)")
     s.set_defaults(func=cmd_build)
 
     s = sub.add_parser("run", help="run one inference of a build (on its board for a board target)")
@@ -405,6 +409,9 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--layers", action="store_true", help="with --target: also each layer's instructions")
     s.add_argument("--bnn-mst", action="store_true",
                    help="with --target: each model also built with MST channel reuse, side by side")
+    s.add_argument("--weights", default="auto", metavar="MODE[,MODE...]",
+                   help="with --target: build each model once per weights mode (auto, dense, int8; see `edgert "
+                        "build --weights`), side by side: e.g. int8,auto")
     s.add_argument("--runs", type=int, default=50, help="timed inferences per engine on the host (default 50)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--json", help="also write the results to this file")

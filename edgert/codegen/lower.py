@@ -17,7 +17,10 @@ from edgert.kernels.activation import ACCUM_INTEGER_BITS
 from edgert.kernels.elementwise import ADD_LEFT_SHIFT
 from edgert.plan.arena import ArenaPlan
 
+from edgert.kernels.packing import INT8
+
 from . import lower_binary
+from .lower_weights import reader, sparse_terms
 from .c_emit import walk
 from . import te_fixedpoint as fx
 
@@ -54,6 +57,7 @@ class _Ctx:
                  channels_inner: bool = False):
         self.g, self.op, self.consts, self.fence_float = g, op, consts, fence_float
         self.channels_inner = channels_inner  # see _schedule
+        self.unroll = 1  # weights packed this many per byte: unroll the innermost reduction by it
         self.params: list[te.Tensor] = []
         self.args: list[Arg] = []
 
@@ -131,8 +135,27 @@ def _requant_out(c: _Ctx, acc, o, shape, name: str):
     return te.compute(shape, f, name=name)
 
 
+def _lower_sparse_conv(c: _Ctx) -> te.Tensor:
+    """A convolution over each channel's nonzero weights (edgert.kernels.sparsity): the input,
+    already padded, read at the window's origin plus each entry's offset."""
+    op, g = c.op, c.g
+    x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
+    _, h, wd, cin = x.shape
+    n, oh, ow, oc = y.shape
+    (sh, sw) = op.attrs["stride"]
+    assert tuple(op.attrs["pad"]) == (0, 0), "weight_format pads a sparse convolution's input"
+    X = c.act(op.inputs[0], (n, h * wd * cin))
+    acc_t = I32 if x.dtype is DType.I8 else "float32"
+    j, value, offset = sparse_terms(c, op)
+    acc = te.compute((n, oh, ow, oc), lambda b, oy, ox, o: te.sum(c.product(
+        X[b, (oy * sh * wd + ox * sw) * cin + offset(o)].astype(acc_t), value(o).astype(acc_t)), axis=j), name="acc")
+    return _epilogue(c, acc, (n, oh, ow, oc), lambda b, oy, ox, o: o, oc)
+
+
 def _lower_conv(c: _Ctx) -> te.Tensor:
     op, g = c.op, c.g
+    if op.attrs.get("sparse") is not None:
+        return _lower_sparse_conv(c)
     x, w = g.tensor(op.inputs[0]), g.tensor(op.inputs[1])
     y = g.tensor(op.outputs[0])
     is_int = x.dtype is DType.I8
@@ -156,21 +179,22 @@ def _lower_conv(c: _Ctx) -> te.Tensor:
 
     ry = te.reduce_axis((0, kh), name="ry")
     rx = te.reduce_axis((0, kw), name="rx")
+    fmt = op.attrs.get("packing", INT8)  # set by passes.weight_format for int8 layers
     if depthwise:
-        W = c.act(op.inputs[1])
+        W = reader(c, w.data, fmt, 3, op.inputs[1])
         acc = te.compute(
             (n, oh, ow, oc),
-            lambda b, oy, ox, o: te.sum(c.product(xin(b, oy, ox, ry, rx, o // mult), W[0, ry, rx, o].astype(acc_t)), axis=[ry, rx]),
+            lambda b, oy, ox, o: te.sum(c.product(xin(b, oy, ox, ry, rx, o // mult), W(0, ry, rx, o).astype(acc_t)), axis=[ry, rx]),
             name="acc",
         )
     else:
         rc = te.reduce_axis((0, cin), name="rc")
         if c.channels_inner:  # weights stored (kh, kw, cin, oc): contiguous along the vector of channels
-            W = c.const("w_hwio", np.ascontiguousarray(w.data.transpose(1, 2, 3, 0)))
-            wt = lambda o, ry, rx, rc: W[ry, rx, rc, o]
+            W = reader(c, np.ascontiguousarray(w.data.transpose(1, 2, 3, 0)), fmt, 3, "w_hwio")
+            wt = lambda o, ry, rx, rc: W(ry, rx, rc, o)
         else:
-            W = c.act(op.inputs[1])
-            wt = lambda o, ry, rx, rc: W[o, ry, rx, rc]
+            W = reader(c, w.data, fmt, 0, op.inputs[1])
+            wt = lambda o, ry, rx, rc: W(o, ry, rx, rc)
         acc = te.compute(
             (n, oh, ow, oc),
             lambda b, oy, ox, o: te.sum(c.product(xin(b, oy, ox, ry, rx, rc), wt(o, ry, rx, rc).astype(acc_t)), axis=[ry, rx, rc]),
@@ -201,9 +225,14 @@ def _lower_fc(c: _Ctx) -> te.Tensor:
     rows = g.tensor(op.inputs[0]).size // depth
     acc_t = I32 if g.tensor(op.inputs[0]).dtype is DType.I8 else "float32"
     X = c.act(op.inputs[0], (rows, depth))
-    W = c.act(op.inputs[1])
-    k = te.reduce_axis((0, depth), name="k")
-    acc = te.compute((rows, units), lambda r, o: te.sum(c.product(X[r, k].astype(acc_t), W[o, k].astype(acc_t)), axis=k), name="acc")
+    if op.attrs.get("sparse") is not None:  # each unit's nonzero weights and their input features
+        j, value, offset = sparse_terms(c, op)
+        acc = te.compute((rows, units), lambda r, o: te.sum(
+            c.product(X[r, offset(o)].astype(acc_t), value(o).astype(acc_t)), axis=j), name="acc")
+    else:
+        W = reader(c, w.data, op.attrs.get("packing", INT8), 0, op.inputs[1])
+        k = te.reduce_axis((0, depth), name="k")
+        acc = te.compute((rows, units), lambda r, o: te.sum(c.product(X[r, k].astype(acc_t), W(o, k).astype(acc_t)), axis=k), name="acc")
     return _epilogue(c, acc, (rows, units), lambda r, o: o, units)
 
 
@@ -512,14 +541,17 @@ _LOWER = {
 }
 
 
-def _schedule(func, gpu_threads: int | None = None, channels_inner: bool = False) -> object:
+def _schedule(func, gpu_threads: int | None = None, channels_inner: bool = False, unroll: int = 1) -> object:
     """Fuse every producer stage into its consumer's loops so that no kernel needs an
     intermediate buffer: elementwise stages are inlined, reductions become accumulators
     computed under the consumer's loops over the reduction's output dims. With
     ``gpu_threads``: a GPU kernel, one thread per output element (see _bind_threads). With
     ``channels_inner`` (convolutions for a SIMD CPU, see _channels_inner): the accumulators of
     all channels of an output position at once, channels the innermost loop, which the
-    compiler vectorizes (contiguous inputs and weights, one lane a channel)."""
+    compiler vectorizes (contiguous inputs and weights, one lane a channel). With ``unroll``
+    (weights packed that many per byte), the accumulator's innermost loop is unrolled by it
+    where it divides the loop, so that each unrolled copy reads its weight's bits at a
+    constant position of the byte."""
     sch = s_tir.Schedule(func)
     blocks = list(sch.get_child_blocks(sch.get_sblock("root")))
     names = [sch.get(b).name_hint for b in blocks]
@@ -542,6 +574,11 @@ def _schedule(func, gpu_threads: int | None = None, channels_inner: bool = False
         if channels_inner and name == "acc":  # (channel, taps...) -> (taps..., channel)
             loops = sch.get_loops(sch.get_sblock(name))[depth + 1:]
             sch.reorder(*loops[1:], loops[0])
+    if unroll > 1 and "acc" in placed:
+        inner = sch.get_loops(sch.get_sblock("acc"))[-1]
+        if int(sch.get(inner).extent) % unroll == 0:
+            _, lane = sch.split(inner, [None, unroll])
+            sch.unroll(lane)
     if gpu_threads:
         _bind_threads(sch, gpu_threads, placed)
     _hoist_reduction_inits(sch)
@@ -611,7 +648,7 @@ def _channels_inner(g: Graph, op: Op) -> bool:
     benchmarks/models 614,890 vs 2,676,198 on the A72."""
     if op.kind == "depthwise_conv2d" or (op.kind == "bconv2d" and "mst" not in op.attrs):
         return True
-    if op.kind != "conv2d":
+    if op.kind != "conv2d" or op.attrs.get("sparse") is not None:
         return False
     oc, kh, kw, cin = g.tensor(op.inputs[1]).shape
     return cin <= 4 or kh * kw == 1 or oc >= 64
@@ -630,7 +667,7 @@ def lower(g: Graph, plan: ArenaPlan, *, gpu_threads: int | None = None, fence_fl
         c = _Ctx(g, op, result.consts, fence_float, simd and _channels_inner(g, op))
         out = _LOWER[op.kind](c)
         func = c.finish(out, op.outputs[0])
-        func = _schedule(func, gpu_threads, channels_inner=c.channels_inner)
+        func = _schedule(func, gpu_threads, channels_inner=c.channels_inner, unroll=c.unroll)
         name = _cname(op.name)
         result.kernels.append(Kernel(name, op, func, c.args, in_place=op.outputs[0] in plan.aliases))
     return result

@@ -50,7 +50,7 @@ def _c_array(name: str, data: np.ndarray, ctype: str) -> str:
             + "\n".join(lines) + "\n};\n")
 
 
-_CTYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "int32": "int32_t",
+_CTYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "uint16": "uint16_t", "int32": "int32_t",
            "int64": "int64_t", "float32": "float"}
 
 

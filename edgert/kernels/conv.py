@@ -63,12 +63,35 @@ def prepare(op: Op, g: Graph) -> None:
     op.attrs["act_min"], op.attrs["act_max"] = lo, hi
     if x.dtype is F32:
         return
-    oc = out_channels(op, g)
-    w_scales = np.broadcast_to(np.asarray(w.quant.scale, dtype=np.float64), (oc,))
-    effective = np.float64(x.quant.scale[0]) * w_scales / np.float64(y.quant.scale[0])
-    op.attrs["mult"], op.attrs["shift"] = fp.quantize_multipliers(effective)
+    op.attrs["mult"], op.attrs["shift"] = requant_multipliers(op, g)
     op.attrs["in_zp"] = x.quant.zp
     op.attrs["out_zp"] = y.quant.zp
+
+
+def requant_multipliers(op: Op, g: Graph) -> tuple[np.ndarray, np.ndarray]:
+    """Per output channel, the fixed-point multiplier and shift of input scale * weight scale
+    / output scale (an int8 layer)."""
+    x, w, _ = g.in_tensors(op)
+    (y,) = g.out_tensors(op)
+    w_scales = np.broadcast_to(np.asarray(w.quant.scale, dtype=np.float64), (out_channels(op, g),))
+    effective = np.float64(x.quant.scale[0]) * w_scales / np.float64(y.quant.scale[0])
+    return fp.quantize_multipliers(effective)
+
+
+def constant_channels(op: Op, g: Graph) -> dict[int, int]:
+    """Output channels of an int8 conv2d / fully_connected whose weights are all zero, each
+    with the int8 value it outputs everywhere: its requantized bias, clamped."""
+    w, b = g.tensor(op.inputs[1]), (g.tensor(op.inputs[2]) if op.inputs[2:] and op.inputs[2] else None)
+    rows = w.data.reshape(w.shape[0], -1)
+    dead = np.flatnonzero(~rows.any(axis=1))
+    if not len(dead):
+        return {}
+    y = g.tensor(op.outputs[0])
+    mult, shift = requant_multipliers(op, g)
+    lo, hi = activation_range(op.attrs["act"], y)
+    bias = b.data.astype(np.int64) if b is not None else np.zeros(w.shape[0], np.int64)
+    out = fp.multiply_by_quantized_multiplier(bias[dead], mult[dead], shift[dead]) + y.quant.zp
+    return {int(c): int(v) for c, v in zip(dead, np.clip(out, lo, hi))}
 
 
 def macs(op: Op, g: Graph) -> int:

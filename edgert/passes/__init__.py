@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from edgert.ir import Graph, verify
 
-from . import binarize, check_ops, prepare_ops
+from . import binarize, check_ops, prepare_ops, prune_channels
 
-PIPELINE = (binarize, check_ops, prepare_ops)
+PIPELINE = (binarize, check_ops, prune_channels, prepare_ops)
 
 
 def run_pipeline(g: Graph) -> Graph:
