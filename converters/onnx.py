@@ -12,6 +12,13 @@ the flattened order is ONNX's; in between, per-channel constants ([C, 1, 1]) bec
 
 Constants: initializers, and Sign / Identity of an initializer folded here (ONNX Sign(0) is
 0, kept as such: a weight of exactly 0 is not binary). Shapes must be static (batch 1).
+
+Quantized models: a graph with any QuantizeLinear / DequantizeLinear node is an int8 QDQ
+model (onnxruntime's quantize_static with QuantFormat.QDQ; int8 or int4 weights, int8 or
+uint8 activations) and is read by edgert.converters.onnx_qdq into the same integer IR the
+TFLite front end produces: every Q / DQ pair folded away, each float op between them the
+int8 op it stands for. onnxruntime's QOperator format (QLinearConv, MatMulInteger ...) and
+dynamic quantization are refused with the way to re-quantize in QDQ format.
 """
 from __future__ import annotations
 
@@ -21,6 +28,8 @@ import numpy as np
 
 from edgert.errors import ModelFormatError, UnsupportedError
 from edgert.ir import DType, Graph, Op, Tensor, verify
+
+from . import onnx_qdq
 
 SUPPORTED_OPS = ("Add", "BatchNormalization", "Conv", "Flatten", "Gemm", "Identity", "MatMul", "MaxPool", "Mul",
                  "Relu", "Reshape", "Sign", "Softmax")
@@ -37,6 +46,7 @@ def _load(path: str):
     except Exception as e:  # protobuf raises DecodeError and friends on a bad file
         raise ModelFormatError(f"{path}: not a readable ONNX model ({type(e).__name__})",
                                "export the model again (torch.onnx.export, or onnx.save)") from None
+    onnx_qdq.refuse_qoperator(model.graph, path)  # before shape inference, which lacks their domain
     try:
         return onnx.shape_inference.infer_shapes(model, strict_mode=True)
     except Exception as e:
@@ -45,11 +55,14 @@ def _load(path: str):
 
 
 def load(path: str | os.PathLike) -> Graph:
+    """Read a .onnx file (float32, or int8 QDQ) into an edgert Graph (model attributes only)."""
     import onnx
     from onnx import numpy_helper
 
     path = os.fspath(path)
     model = _load(path)
+    if onnx_qdq.is_quantized(model.graph):
+        return onnx_qdq.load(model, path)
     g = model.graph
     bad = [f"{n.op_type} (node #{i} {n.name or ''})".replace(" )", ")") for i, n in enumerate(g.node)
            if n.op_type not in SUPPORTED_OPS]
