@@ -97,9 +97,11 @@ class _Reader:
         else:
             return None
         dtype = _DTYPES.get(t.type)
+        shape = tuple(int(d) for d in (t.shape if t.shape is not None else ()))
+        if t.type == fb.TensorType.INT4:
+            return _unpack_int4(raw, shape, f"{self.path}: constant tensor {index} ({self.tname(index)})")
         if dtype is None:
             return raw
-        shape = tuple(int(d) for d in (t.shape if t.shape is not None else ()))
         count = int(np.prod(shape, dtype=np.int64)) if shape else 1
         if raw.size != count * dtype.itemsize:
             raise ModelFormatError(
@@ -114,6 +116,16 @@ class _Reader:
         return n.decode(errors="replace") if isinstance(n, bytes) else str(n)
 
 
+def _unpack_int4(raw: np.ndarray, shape: tuple[int, ...], where: str) -> np.ndarray:
+    """TFLite INT4 constants: two values per byte, the even-indexed one in the low nibble."""
+    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    if raw.size != (count + 1) // 2:
+        raise ModelFormatError(f"{where} holds {raw.size} bytes, its shape {list(shape)} of int4 needs {(count + 1) // 2}",
+                               "the file is corrupt; re-export it")
+    nibbles = np.stack([raw & 0xF, raw >> 4], axis=1).reshape(-1)[:count].astype(np.int16)
+    return ((nibbles ^ 8) - 8).astype(np.int8).reshape(shape)
+
+
 def _tensor(r: _Reader, index: int) -> Tensor:
     t = r.sg.tensors[index]
     shape = tuple(int(d) for d in (t.shape if t.shape is not None else ()))
@@ -123,6 +135,12 @@ def _tensor(r: _Reader, index: int) -> Tensor:
             "every dimension must be positive: edgert compiles static shapes; re-export with a fixed batch size",
         )
     dtype = _DTYPES.get(t.type)
+    data = r.const(index)
+    if t.type == fb.TensorType.INT4:  # weights: held as int8 values in [-8, 7] (edgert.kernels.packing packs them)
+        if data is None:
+            raise UnsupportedError(f"tensor {index} ({r.tname(index)}) is an int4 activation",
+                                   "edgert reads int4 constant weights only; activations must be int8")
+        dtype = DType.I8
     if dtype is None:
         raise UnsupportedError(
             f"tensor {index} ({r.tname(index)}) has dtype {_TENSOR_TYPES.get(t.type, t.type)}",
@@ -143,7 +161,7 @@ def _tensor(r: _Reader, index: int) -> Tensor:
             zero_point=zps,
             axis=int(q.quantizedDimension or 0),
         )
-    return Tensor(name=f"t{index}", shape=shape, dtype=dtype, quant=quant, data=r.const(index))
+    return Tensor(name=f"t{index}", shape=shape, dtype=dtype, quant=quant, data=data)
 
 
 def _translate(r: _Reader, idx: int, op, opname: str, g_tensors: dict) -> Op:

@@ -251,6 +251,45 @@ def cmd_validate(args) -> int:
     return EXIT_OK
 
 
+def _parse_fraction(text: str) -> float:
+    """'1%' -> 0.01, '0.01' -> 0.01."""
+    try:
+        v = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a fraction (1% or 0.01)") from None
+    if not 0 <= v < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 100 %")
+    return v
+
+
+def cmd_quantize(args) -> int:
+    from edgert import quantize, report
+
+    rep = quantize.quantize(args.model, args.output, calib=args.calib, max_drop=args.max_drop,
+                            weights=args.weights, codebook=args.codebook)
+    rows = rep["layers"]
+    if "params" in rows[0]:
+        for r in rows:
+            r["sensitivity"] = rep.get("sensitivity", {}).get(r["weights"], "")
+        print(report.format_table(rows, [("layer", "layer"), ("format", "weights"), ("params", "params"),
+                                         ("bytes", "bytes"), ("sensitivity", "loss increase at low bits")]))
+        print()
+        line = (f"accuracy on the calibration set ({rep['calibration']['samples']} samples, "
+                f"{'labels' if rep['calibration']['labels'] else 'agreement with the float model'}): "
+                f"float {100 * rep['float_accuracy']:.2f} %")
+        if "int8_accuracy" in rep:
+            line += f", all int8 {100 * rep['int8_accuracy']:.2f} %"
+        line += f", chosen {100 * rep['accuracy']:.2f} % (drop {100 * (rep['float_accuracy'] - rep['accuracy']):.2f} %"
+        line += f", bound {100 * rep['max_drop']:.2f} %)" if "int8_accuracy" in rep else ")"
+        print(line)
+    else:
+        print(report.format_table(rows, [("op", "operator #"), ("tensor", "weights"), ("format", "format")]))
+    print(f"wrote {rep['output']}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rep, indent=2, default=str) + "\n")
+    return EXIT_OK
+
+
 def cmd_bench(args) -> int:
     from edgert import bench, targets
 
@@ -351,6 +390,19 @@ def make_parser() -> argparse.ArgumentParser:
                    help="int8 layers' weights in flash: auto (smallest exact format: int8, int4 or codebook, and "
                         "sparse where it saves flash and work), dense (never sparse), int8 (as the model stores them)")
     s.set_defaults(func=cmd_build)
+
+    s = sub.add_parser("quantize", help="post-training quantization with per-layer int8/int4 (or codebook) weights")
+    s.add_argument("model", help="a float .onnx model, or an int8 .tflite model (for int4 or codebook weights)")
+    s.add_argument("-o", "--output", required=True, help="the quantized model (.onnx for ONNX input, .tflite for TFLite)")
+    s.add_argument("--calib", help="calibration samples (.npz: x in the model's input layout, labels y)")
+    s.add_argument("--max-drop", type=_parse_fraction, default=0.01,
+                   help="largest accuracy drop allowed on the calibration set, vs the float model (default 1%%)")
+    s.add_argument("--weights", choices=("mixed", "int8", "int4"), default="mixed",
+                   help="mixed: int8 or low-bit per layer within --max-drop (float ONNX); int8; int4: every "
+                        "layer low-bit (int4, or the codebook of --codebook)")
+    s.add_argument("--codebook", type=int, choices=(2, 4), help="low-bit layers as codebooks of 2**K levels instead of int4")
+    s.add_argument("--json", help="also write the report to this file")
+    s.set_defaults(func=cmd_quantize)
 
     s = sub.add_parser("run", help="run one inference of a build (on its board for a board target)")
     s.add_argument("build")

@@ -1,0 +1,125 @@
+"""Post-training quantization of a float ONNX model to an int8 QDQ ONNX model, by
+onnxruntime's quantization tool (static calibration, QDQ format, int8 activations, symmetric
+per-channel int8 weights), with chosen layers' weights in int4 (ONNX INT4, opset 21) or
+snapped to a codebook (int8 values from at most 2**bits levels). The result is a standard
+QDQ model: onnxruntime runs it, and edgert builds it (edgert.converters.onnx_qdq)."""
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from edgert.errors import UnsupportedError, UserError
+
+from . import lowbit
+from .search import Score
+
+LAYER_OPS = ("Conv", "Gemm", "MatMul")
+CALIBRATION_SAMPLES = 128  # activation ranges from this many calibration samples (min/max)
+
+
+def _need(module: str):
+    try:
+        return __import__(module, fromlist=["_"])
+    except ImportError:
+        raise UnsupportedError(f"quantizing ONNX models needs the {module.split('.')[0]} package",
+                               "pip install onnxruntime") from None
+
+
+class OnnxFloatModel:
+    """A float ONNX model with its calibration set (``x``: samples in the model's input layout;
+    ``y``: labels, or None to score agreement with the float model's predictions)."""
+
+    def __init__(self, path: str | Path, x: np.ndarray, y: np.ndarray | None):
+        import onnx
+
+        ort = _need("onnxruntime")
+        self.path = Path(path)
+        self.model = onnx.load(str(path))
+        g = self.model.graph
+        inits = {i.name: i for i in g.initializer}
+        if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in g.node):
+            raise UserError(f"{path} is already quantized (it has QuantizeLinear/DequantizeLinear nodes)",
+                            "quantize the float model")
+        if len(g.input) - sum(i.name in inits for i in g.input) != 1:
+            raise UnsupportedError(f"{path}: edgert quantize takes models with one input", "export with a single input")
+        self.input = next(i.name for i in g.input if i.name not in inits)
+        self.layers: list[str] = []  # weight initializer names, in graph order
+        self.nodes: dict[str, str] = {}  # weight name -> "Conv #3 (name)"
+        self.axes: dict[str, int] = {}  # weight name -> its output-channel axis
+        for i, n in enumerate(g.node):
+            if n.op_type in LAYER_OPS and len(n.input) > 1 and n.input[1] in inits:
+                self.layers.append(n.input[1])
+                self.nodes[n.input[1]] = f"{n.op_type} #{i}" + (f" ({n.name})" if n.name else "")
+                trans_b = any(a.name == "transB" and a.i for a in n.attribute)
+                self.axes[n.input[1]] = 0 if n.op_type == "Conv" or trans_b else 1  # output channels
+        self.sizes = {w: int(np.prod(inits[w].dims)) for w in self.layers}
+        self.x = np.asarray(x, np.float32)
+        self.y = None if y is None else np.asarray(y).reshape(-1)
+        self._float = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        logits = self._run(self._float)
+        self.reference = logits.argmax(axis=1)
+        self.float_accuracy = float(np.mean(self.reference == self._labels()))
+
+    def _labels(self) -> np.ndarray:
+        return self.y if self.y is not None else self.reference
+
+    def _run(self, session) -> np.ndarray:
+        shape = [d if isinstance(d, int) else 1 for d in session.get_inputs()[0].shape]
+        return np.concatenate([session.run(None, {self.input: s.reshape(shape)})[0].reshape(1, -1) for s in self.x])
+
+    def quantize(self, formats: dict[str, str]) -> bytes:
+        """The QDQ model with weight ``w`` in ``formats.get(w, "int8")``: "int8", "int4" or
+        "codebookK"."""
+        import onnx
+        from onnx import numpy_helper
+
+        q = _need("onnxruntime.quantization")
+        int4 = [w for w, f in formats.items() if f == "int4"]
+        model = self.model
+        if int4 and model.opset_import[0].version < 21:  # ONNX INT4 tensors need opset 21
+            model = onnx.version_converter.convert_version(model, 21)
+        samples = self.x[:CALIBRATION_SAMPLES]
+        shape = [d if isinstance(d, int) else 1 for d in self._float.get_inputs()[0].shape]
+
+        class Reader(q.CalibrationDataReader):
+            def __init__(reader):
+                reader.it = iter({self.input: s.reshape(shape)} for s in samples)
+
+            def get_next(reader):
+                return next(reader.it, None)
+
+        with tempfile.TemporaryDirectory() as tmp:
+            src, dst = Path(tmp) / "float.onnx", Path(tmp) / "q.onnx"
+            onnx.save(model, str(src))
+            overrides = {w: [{"quant_type": q.QuantType.QInt4, "axis": self.axes[w]}] for w in int4}
+            logging.disable(logging.WARNING)  # its advice to pre-process the model, on every call
+            try:
+                q.quantize_static(str(src), str(dst), Reader(), quant_format=q.QuantFormat.QDQ, per_channel=True,
+                                  activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8,
+                                  calibrate_method=q.CalibrationMethod.MinMax,
+                                  extra_options={"TensorQuantOverrides": overrides, "ActivationSymmetric": False,
+                                                 "WeightSymmetric": True})
+            finally:
+                logging.disable(logging.NOTSET)
+            out = onnx.load(str(dst))
+        inits = {i.name: i for i in out.graph.initializer}
+        for w, f in formats.items():
+            if f.startswith("codebook"):
+                t = inits[f"{w}_quantized"]
+                v = numpy_helper.to_array(t)
+                t.CopyFrom(numpy_helper.from_array(lowbit.codebook_int8(v, int(f[len("codebook"):])), t.name))
+        return out.SerializeToString()
+
+    def score(self, qmodel: bytes) -> Score:
+        """Cross-entropy and accuracy of a quantized model on the calibration set (labels, or
+        the float model's predictions)."""
+        ort = _need("onnxruntime")
+        logits = self._run(ort.InferenceSession(qmodel, providers=["CPUExecutionProvider"])).astype(np.float64)
+        z = logits - logits.max(axis=1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        labels = self._labels()
+        return Score(loss=float(-logp[np.arange(len(labels)), labels].mean()),
+                     accuracy=float(np.mean(logits.argmax(axis=1) == labels)))
