@@ -25,13 +25,14 @@ REFERENCES = ("auto", "tflm", "edgert")
 
 
 def resolve_reference(build, name: str) -> str:
-    """``auto``: TensorFlow Lite Micro where it can run the model; for models with Larq
-    Compute Engine ops (which TFLM lacks) edgert's numpy reference, which the test suite
-    holds bit-exact to the LCE interpreter."""
+    """``auto``: TensorFlow Lite Micro where it can run the model (TFLite files without Larq
+    Compute Engine ops); otherwise (ONNX models, LCE ops) edgert's numpy reference, which the
+    test suite holds bit-exact to the LCE interpreter and to onnxruntime's integer semantics."""
     if name != "auto":
         return name
     kinds = set(build.meta.get("op_kinds", ()))
-    return "edgert" if kinds & BINARY_KINDS else "tflm"
+    tflite = str(build.meta.get("model_file", "")).endswith(".tflite")
+    return "edgert" if kinds & BINARY_KINDS or not tflite else "tflm"
 
 
 BINARY_KINDS = frozenset(kind for kind, family in REGISTRY.items() if family is binary)
@@ -48,6 +49,9 @@ class Thresholds:
 
 
 def reference_runner(build, name: str) -> Callable[[list[np.ndarray]], list[np.ndarray]]:
+    if name == "tflm" and not str(build.meta.get("model_file", "")).endswith(".tflite"):
+        raise UserError(f"{build.dir}: TensorFlow Lite Micro runs TFLite models, and this build is of "
+                        f"{build.meta.get('model_file')}", "use --reference edgert (or auto)")
     if name == "tflm" and set(build.meta.get("op_kinds", ())) & BINARY_KINDS:
         raise UserError(f"{build.dir}: TensorFlow Lite Micro cannot run this model's Larq Compute Engine ops",
                         "use --reference edgert (or auto), which is held bit-exact to the LCE interpreter")
