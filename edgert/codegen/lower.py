@@ -386,12 +386,17 @@ def _lower_quantize(c: _Ctx) -> te.Tensor:
     X = c.act(op.inputs[0])
     a = op.attrs
     shape = y.shape or (1,)
+    # The scale from flash, not as a literal: TVM's C printer writes float literals with 7
+    # significant digits, and a float32 needs 9 to be read back exactly.
     if op.kind == "dequantize":
-        return te.compute(shape, lambda *i: tirx.const(a["scale"], "float32")
+        S = c.const("scale", np.array([a["scale"]], np.float32))
+        return te.compute(shape, lambda *i: S[0]
                           * (X(*i).astype("float32") - tirx.const(float(a["in_zp"]), "float32")), name="out")
     if x.dtype is DType.F32:
+        S = c.const("scale", np.array([a["scale"]], np.float32))
+
         def q(*i):
-            r = tirx.round(X(*i) / tirx.const(a["scale"], "float32"))  # C roundf: half away from zero
+            r = tirx.round(X(*i) / S[0])  # C roundf: half away from zero
             r = tirx.max(tirx.min(r, tirx.const(1e9, "float32")), tirx.const(-1e9, "float32"))
             return fx.clamp(r.astype(I32) + a["out_zp"], -128, 127, "int8")
         return te.compute(shape, q, name="out")
