@@ -70,12 +70,13 @@ def load_graph(path: str | Path) -> Graph:
 
 def compile_model(path: str | Path, *, weights: str = "int8") -> Compiled:
     """The model's graph after the pass pipeline, its weight formats chosen (``weights``: a mode
-    of passes.weight_format, which may add padding ops), and its arena plan."""
+    of passes.weight_format, which may add padding ops; "int8", the weights as the model stores
+    them, also keeps pruned channels), and its arena plan."""
     from edgert.passes import weight_format
 
     if weights not in weight_format.MODES:
         raise UserError(f"unknown weights mode {weights!r}", "one of: " + ", ".join(weight_format.MODES))
-    g = passes.run_pipeline(load_graph(path))
+    g = passes.run_pipeline(load_graph(path), prune=weights != "int8")
     rows = weight_format.run(g, weights)
     verify(g)
     return Compiled(graph=g, plan=plan_arena(g), weight_rows=rows)

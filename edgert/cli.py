@@ -388,7 +388,8 @@ def make_parser() -> argparse.ArgumentParser:
                    help="binary convolutions compute channels from similar channels' results (MST channel reuse)")
     s.add_argument("--weights", choices=("auto", "dense", "int8"), default="auto",
                    help="int8 layers' weights in flash: auto (smallest exact format: int8, int4 or codebook, and "
-                        "sparse where it saves flash and work), dense (never sparse), int8 (as the model stores them)")
+                        "sparse where it saves flash and work), dense (never sparse), int8 (as the model stores them, "
+                        "pruned channels kept)")
     s.set_defaults(func=cmd_build)
 
     s = sub.add_parser("quantize", help="post-training quantization with per-layer int8/int4 (or codebook) weights")

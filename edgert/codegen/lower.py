@@ -396,8 +396,11 @@ def _lower_quantize(c: _Ctx) -> te.Tensor:
         S = c.const("scale", np.array([a["scale"]], np.float32))
 
         def q(*i):
-            r = tirx.round(X(*i) / S[0])  # C roundf: half away from zero
-            r = tirx.max(tirx.min(r, tirx.const(1e9, "float32")), tirx.const(-1e9, "float32"))
+            # round half away from zero (TFLite's std::round), in float64, where + 0.5 is exact
+            v = (X(*i) / S[0]).astype("float64")
+            half = tirx.const(0.5, "float64")
+            r = tirx.Select(v >= tirx.const(0.0, "float64"), tirx.floor(v + half), -tirx.floor(half - v))
+            r = tirx.max(tirx.min(r, tirx.const(1e9, "float64")), tirx.const(-1e9, "float64"))
             return fx.clamp(r.astype(I32) + a["out_zp"], -128, 127, "int8")
         return te.compute(shape, q, name="out")
     return te.compute(shape, lambda *i: fx.clamp(

@@ -15,7 +15,8 @@ from edgert.ir import DType, Graph, Op, Tensor
 from edgert.kernels import REGISTRY, packing, sparsity
 
 #: Modes of ``run``: "auto" (smallest exact format; sparse where it pays), "dense" (smallest
-#: exact format, never sparse), "int8" (weights as the model stores them).
+#: exact format, never sparse), "int8" (weights as the model stores them; api.compile_model
+#: then also keeps pruned channels).
 MODES = ("auto", "dense", "int8")
 
 #: Instructions per MAC of each kernel form, measured on the emulated Cortex-M7 on the 3x3

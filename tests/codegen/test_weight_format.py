@@ -159,7 +159,7 @@ def test_pruned_filters_are_removed_exactly(tmp_path, bias, second, removed):
     first_bias = np.zeros(8) if bias == "zero" else np.arange(1, 9) * 400
     model = _pruned_net(first_bias, second)
     b = _build_and_compare(tmp_path, model, f"{bias}_{second}")
-    g = api.compile_model(b.model_path).graph
+    g = api.compile_model(b.model_path, weights="auto").graph
     conv = g.ops[0]
     assert conv.attrs.get("pruned_channels", (0, 8)) == (removed, 8)
     assert g.tensor(conv.outputs[0]).shape[-1] == 8 - removed
@@ -177,4 +177,4 @@ def test_zero_input_channels_are_removed(tmp_path):
     y = b.conv2d(y, w2, None, weight_scale=np.full(4, 0.003, np.float32), padding="SAME")
     b.set_outputs([y])
     built = _build_and_compare(tmp_path, b.build(), "inputs")
-    assert api.compile_model(built.model_path).graph.ops[0].attrs["pruned_channels"] == (2, 8)
+    assert api.compile_model(built.model_path, weights="auto").graph.ops[0].attrs["pruned_channels"] == (2, 8)
