@@ -289,6 +289,11 @@ def load(path: str | os.PathLike, data: bytes | None = None) -> Graph:
 
     names = [r.opcode_name(op) for op in ops]
     bad = [f"{n} (op #{i})" for i, n in enumerate(names) if n not in SUPPORTED_OPS]
+    if "DENSIFY" in names:  # the TFLite converter's EXPERIMENTAL_SPARSITY encoding
+        raise UnsupportedError(
+            f"{path}: weights stored sparse-encoded, with DENSIFY ops ({', '.join(b for b in bad if b.startswith('DENSIFY'))})",
+            "convert without Optimize.EXPERIMENTAL_SPARSITY: edgert finds the zeros in dense weights itself and "
+            "stores them sparse where that pays")
     if bad:
         raise UnsupportedError(
             f"{path}: unsupported op{'s' if len(bad) > 1 else ''}: {', '.join(bad)}",
