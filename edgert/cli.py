@@ -275,7 +275,7 @@ def cmd_quantize(args) -> int:
                                          ("bytes", "bytes"), ("sensitivity", "loss increase at low bits")]))
         print()
         line = (f"accuracy on the calibration set ({rep['calibration']['samples']} samples, "
-                f"{'labels' if rep['calibration']['labels'] else 'agreement with the float model'}): "
+                f"{'labels' if rep['calibration']['labels'] else 'top-1 agreement with the float model'}): "
                 f"float {100 * rep['float_accuracy']:.2f} %")
         if "int8_accuracy" in rep:
             line += f", all int8 {100 * rep['int8_accuracy']:.2f} %"

@@ -1,9 +1,11 @@
 """`edgert quantize`: post-training quantization with per-layer weight bit widths.
 
     quantize("model.onnx", "q.onnx", calib="train.npz", max_drop=0.01)   # float ONNX -> QDQ ONNX
+    quantize("model_float.tflite", "q.onnx", calib="train.npz")          # float TFLite -> QDQ ONNX
     quantize("model_int8.tflite", "m4.tflite", weights="int4")            # int8 TFLite -> int4 weights
 
-Float ONNX models: onnxruntime's static QDQ quantization (edgert.quantize.onnx_ptq) with each
+Float ONNX models (and float TFLite models, written as ONNX first: edgert.quantize.ir_to_onnx):
+onnxruntime's static QDQ quantization (edgert.quantize.onnx_ptq) with each
 layer's weights int8 or low-bit (int4, or a codebook with ``codebook`` bits), the low-bit
 layers chosen by Hessian-based sensitivity with inter-layer terms and a bisection that keeps
 the accuracy drop on the calibration set within ``max_drop`` (edgert.quantize.search).
@@ -58,19 +60,53 @@ def quantize(model: str | Path, out: str | Path, *, calib: str | Path | None = N
     low = _low_format(weights, codebook)
     if model.suffix.lower() == ".onnx":
         return _quantize_onnx(model, out, calib, max_drop, weights, low)
+    if model.suffix.lower() == ".tflite" and _is_float_tflite(model):
+        return _quantize_float_tflite(model, out, calib, max_drop, weights, low)
     if model.suffix.lower() == ".tflite":
         return _quantize_tflite(model, out, weights, low)
     raise UserError(f"{model}: unknown model format {model.suffix!r}", "edgert quantize reads .onnx and .tflite files")
 
 
-def _quantize_onnx(model: Path, out: Path, calib, max_drop: float, weights: str, low: str) -> dict:
+def _is_float_tflite(model: Path) -> bool:
+    from edgert.api import load_graph
+    from edgert.ir import DType
+
+    g = load_graph(model)
+    return any(g.tensor(op.inputs[1]).dtype is DType.F32 for op in g.ops
+               if op.kind in ("conv2d", "depthwise_conv2d", "fully_connected"))
+
+
+def _quantize_float_tflite(model: Path, out: Path, calib, max_drop: float, weights: str, low: str) -> dict:
+    """A float TFLite model, written as float ONNX (edgert.quantize.ir_to_onnx), quantizes as
+    an ONNX model does; calibration images come NHWC, as the TFLite model takes them."""
+    import tempfile
+
+    from edgert.api import load_graph
+
+    from . import ir_to_onnx
+
+    onnx_bytes, layout = ir_to_onnx.export(load_graph(model))
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / (model.stem + ".onnx")
+        src.write_bytes(onnx_bytes)
+        to_nchw = next(iter(layout.values())) == "NCHW"
+        rep = _quantize_onnx(src, out, calib, max_drop, weights, low,
+                             transform=(lambda x: np.transpose(x, (0, 3, 1, 2)) if x.ndim == 4 else x) if to_nchw else None)
+    rep.update({"model": str(model), "input_layout": "NCHW (the TFLite model's NHWC input, transposed)" if to_nchw
+                else "as in the TFLite model"})
+    return rep
+
+
+def _quantize_onnx(model: Path, out: Path, calib, max_drop: float, weights: str, low: str, transform=None) -> dict:
     from . import onnx_ptq, search
 
     if out.suffix.lower() != ".onnx":
-        raise UserError(f"-o {out}: a float ONNX model quantizes to an ONNX model", "name the output .onnx")
+        raise UserError(f"-o {out}: a float model quantizes to an ONNX (QDQ) model", "name the output .onnx")
     if calib is None:
         raise UserError("quantizing a float model needs calibration samples", "pass --calib samples.npz (x, and labels y)")
     x, y = load_calibration(calib)
+    if transform is not None:
+        x = transform(x)
     m = onnx_ptq.OnnxFloatModel(model, x, y)
     saved = {w: m.sizes[w] - (m.sizes[w] + 1) // 2 for w in m.layers}
     report = {"model": str(model), "output": str(out), "calibration": {"samples": len(x), "labels": y is not None},
@@ -103,9 +139,9 @@ def _quantize_tflite(model: Path, out: Path, weights: str, low: str) -> dict:
         raise UserError(f"-o {out}: an int8 TFLite model re-quantizes to a TFLite model", "name the output .tflite")
     layers = tflite_weights.layers(tfl.parse_model(model.read_bytes(), str(model)))
     if not layers:
-        raise UnsupportedError(f"{model}: no int8 convolution or fully-connected weights (a float model?)",
-                               "edgert quantize takes float models as ONNX (export with tf2onnx or torch.onnx), "
-                               "and int8 TFLite models for int4 or codebook weights")
+        raise UnsupportedError(f"{model}: no convolution or fully-connected weights to quantize",
+                               "edgert quantize takes float .onnx and .tflite models, and int8 .tflite models "
+                               "for int4 or codebook weights")
     if weights == "mixed" and low.startswith("codebook"):  # --codebook K alone: every layer
         weights = "int4"
     if weights == "mixed":
