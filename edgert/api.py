@@ -68,16 +68,17 @@ def load_graph(path: str | Path) -> Graph:
                            "edgert reads .tflite and .onnx files")
 
 
-def compile_model(path: str | Path, *, weights: str = "int8") -> Compiled:
+def compile_model(path: str | Path, *, weights: str = "int8", simd: bool = False) -> Compiled:
     """The model's graph after the pass pipeline, its weight formats chosen (``weights``: a mode
     of passes.weight_format, which may add padding ops; "int8", the weights as the model stores
-    them, also keeps pruned channels), and its arena plan."""
+    them, also keeps pruned channels; ``simd``: by the cost estimate of vectorized kernels, not
+    of scalar ones), and its arena plan."""
     from edgert.passes import weight_format
 
     if weights not in weight_format.MODES:
         raise UserError(f"unknown weights mode {weights!r}", "one of: " + ", ".join(weight_format.MODES))
     g = passes.run_pipeline(load_graph(path), prune=weights != "int8")
-    rows = weight_format.run(g, weights)
+    rows = weight_format.run(g, weights, weight_format.SIMD if simd else weight_format.SCALAR)
     verify(g)
     return Compiled(graph=g, plan=plan_arena(g), weight_rows=rows)
 
@@ -104,14 +105,16 @@ def build(model: str | Path, target: str | Path = "host", out_dir: str | Path = 
 
     tgt = targets.load(target, board)
     model = Path(model)
-    compiled = compile_model(model, weights=weights)
+    gpu, cpu_llvm = tgt.kernel_backend == "cuda", tgt.kernel_backend == "llvm"
+    # a GPU's weight formats by the SIMD CPU's costs (not measured on a GPU): memory to spare,
+    # and dense kernels that run their channels in parallel
+    compiled = compile_model(model, weights=weights, simd=gpu or cpu_llvm)
     g, p = compiled.graph, compiled.plan
     if ram_limit is not None and p.size > ram_limit:
         raise ResourceError(
             f"the arena needs {p.size:,} bytes, {p.size - ram_limit:,} bytes over --ram-limit {ram_limit:,}",
             "raise --ram-limit, or use a smaller model or input resolution",
         )
-    gpu, cpu_llvm = tgt.kernel_backend == "cuda", tgt.kernel_backend == "llvm"
     mst_rows = None
     if bnn_mst:
         from edgert.passes import mst

@@ -387,8 +387,9 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--bnn-mst", action="store_true",
                    help="binary convolutions compute channels from similar channels' results (MST channel reuse)")
     s.add_argument("--weights", choices=("auto", "dense", "int8"), default="auto",
-                   help="int8 layers' weights in flash: auto (smallest exact format: int8, int4 or codebook, and "
-                        "sparse where it saves flash and work), dense (never sparse), int8 (as the model stores them, "
+                   help="int8 layers' weights in flash: auto (sparse where it saves flash and estimated work; "
+                        "dense ones on Cortex-M in their smallest exact format: int8, int4 or codebook, on SIMD CPUs "
+                        "and GPUs int8), dense (smallest exact format, never sparse), int8 (as the model stores them, "
                         "pruned channels kept)")
     s.set_defaults(func=cmd_build)
 

@@ -19,7 +19,7 @@ from edgert.plan.arena import ArenaPlan
 
 from edgert.kernels.packing import INT8
 
-from . import lower_binary
+from . import forms, lower_binary
 from .lower_weights import reader, sparse_terms
 from .c_emit import walk
 from . import te_fixedpoint as fx
@@ -554,7 +554,7 @@ def _schedule(func, gpu_threads: int | None = None, channels_inner: bool = False
     intermediate buffer: elementwise stages are inlined, reductions become accumulators
     computed under the consumer's loops over the reduction's output dims. With
     ``gpu_threads``: a GPU kernel, one thread per output element (see _bind_threads). With
-    ``channels_inner`` (convolutions for a SIMD CPU, see _channels_inner): the accumulators of
+    ``channels_inner`` (convolutions for a SIMD CPU, see forms.channels_inner): the accumulators of
     all channels of an output position at once, channels the innermost loop, which the
     compiler vectorizes (contiguous inputs and weights, one lane a channel). With ``unroll``
     (weights packed that many per byte), the accumulator's innermost loop is unrolled by it
@@ -643,25 +643,6 @@ def _reduction_loop_vars(func, block_name: str) -> list:
     return []
 
 
-def _channels_inner(g: Graph, op: Op) -> bool:
-    """Whether a SIMD CPU computes ``op`` with output channels innermost (see _schedule) rather
-    than as one dot product per output: depthwise convolutions, convolutions over few input
-    channels, 1x1 convolutions, and convolutions to 64 channels or more. Measured per layer
-    under qemu-aarch64 (instructions, channels-innermost vs dot product): KWS's first
-    convolution (1 input channel) 237,269 vs 2,377,217 on the A72, its depthwise ones 117,504
-    vs 716,835, its 1x1 64 -> 64 ones 317,814 vs 487,348 (A72) and 317,914 vs 359,326 (A76,
-    whose dot products use SDOT); IC's 3x3 32 -> 64 676,402 vs 832,577 but its 3x3 16 -> 16
-    6,790,437 vs 2,468,952: few output channels fill few vector registers. Binary convolutions
-    (but MST ones, whose channels depend on each other): the LceBconv2d 16x16x64 -> 64 3x3 of
-    benchmarks/models 614,890 vs 2,676,198 on the A72."""
-    if op.kind == "depthwise_conv2d" or (op.kind == "bconv2d" and "mst" not in op.attrs):
-        return True
-    if op.kind != "conv2d" or op.attrs.get("sparse") is not None:
-        return False
-    oc, kh, kw, cin = g.tensor(op.inputs[1]).shape
-    return cin <= 4 or kh * kw == 1 or oc >= 64
-
-
 def lower(g: Graph, plan: ArenaPlan, *, gpu_threads: int | None = None, fence_float: bool = False,
           simd: bool = False) -> Lowered:
     """One Kernel per op (none for a reshape whose output aliases its input); GPU kernels
@@ -672,7 +653,7 @@ def lower(g: Graph, plan: ArenaPlan, *, gpu_threads: int | None = None, fence_fl
     for op in g.ops:
         if op.kind == "reshape" and op.outputs[0] in plan.aliases:
             continue
-        c = _Ctx(g, op, result.consts, fence_float, simd and _channels_inner(g, op))
+        c = _Ctx(g, op, result.consts, fence_float, simd and forms.channels_inner(g, op))
         out = _LOWER[op.kind](c)
         func = c.finish(out, op.outputs[0])
         func = _schedule(func, gpu_threads, channels_inner=c.channels_inner, unroll=c.unroll)

@@ -25,7 +25,7 @@ from edgert.kernels import binary
 
 ENTRY_COST = 2.7  # instructions of a difference entry / a dense word, measured on the Cortex-M7
                   # (benchmarks/models/bconv_16x16x64_3x3x64_similar: ~46 vs ~17)
-# The same on a CPU whose dense kernel is vectorized over channels (lower._channels_inner),
+# The same on a CPU whose dense kernel is vectorized over channels (forms.channels_inner),
 # measured on the Cortex-A72 under qemu-aarch64 on the same layer: about 56 instructions an
 # entry against 2.1 a dense word (614,890 instructions dense, 2,478,143 with bound 3). There
 # reuse pays only for nearly identical filters.

@@ -1,30 +1,77 @@
-"""Choose how each int8 layer's weights are stored and read: dense in the smallest exact
-format (int8, int4 or a codebook; edgert.kernels.packing), or sparse (each output channel's
-nonzero weights with their input offsets; edgert.kernels.sparsity) where that saves both
-flash and work. Sets op.attrs["packing"] and op.attrs["sparse"]; returns one report row per
-layer. A sparse convolution with padding gets an explicit ``pad`` op on its input (its
-kernel then reads no out-of-bounds tap), which the arena plans like any tensor.
+"""Choose how each int8 layer's weights are stored and read: dense (int8, or the smallest exact
+format: int4 or a codebook; edgert.kernels.packing), or sparse (each output channel's nonzero
+weights with their input offsets; edgert.kernels.sparsity). Sets op.attrs["packing"] and
+op.attrs["sparse"]; returns one report row per layer. A sparse convolution with padding gets an
+explicit ``pad`` op on its input (its kernel then reads no out-of-bounds tap), which the arena
+plans like any tensor.
 
-The choice is by a cost estimate: flash bytes, which are exact, and instructions, estimated
-as the MACs the kernel performs (dense: every weight; sparse: every stored entry, padding
-included) times a per-MAC cost of that kernel form (COST), plus the padding copy.
+The choice is by a cost estimate of the target's kind (Costs): flash bytes, which are exact,
+and instructions, estimated as the MACs the kernel performs (dense: every weight; sparse:
+every stored entry, padding included) times a per-MAC cost of that kernel form, plus the
+padding copy. Sparse is chosen where it saves both flash and estimated instructions.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from edgert.codegen import forms
 from edgert.ir import DType, Graph, Op, Tensor
 from edgert.kernels import REGISTRY, packing, sparsity
 
-#: Modes of ``run``: "auto" (smallest exact format; sparse where it pays), "dense" (smallest
-#: exact format, never sparse), "int8" (weights as the model stores them; api.compile_model
-#: then also keeps pruned channels).
+#: Modes of ``run``: "auto" (the target's choice: see Costs.pack; sparse where it pays),
+#: "dense" (smallest exact format, never sparse), "int8" (weights as the model stores them;
+#: api.compile_model then also keeps pruned channels).
 MODES = ("auto", "dense", "int8")
 
-#: Instructions per MAC of each kernel form, measured on the emulated Cortex-M7 on the 3x3
-#: 12x12x16 -> 32 convolution of tests/codegen/test_weight_format.py (`edgert bench --target
-#: cortex-m7 --layers --weights int8,auto` on its int8, int4, codebook and 80 %-sparse
-#: variants): 2,665,800, 3,101,680, 5,228,440 instructions for 663,552 MACs, and 949,920 for
-#: the sparse kernel's 175,104 entries; "pad" per byte of the padded input (5,240 for 3,136).
-COST = {"int8": 4.0, "int4": 4.7, "codebook": 7.9, "sparse": 5.4, "pad": 1.7}
+
+@dataclass(frozen=True)
+class Costs:
+    """Estimated instructions of each kernel form on one kind of target.
+
+    ``dense``: per MAC of a dense kernel, keyed by weight format ("int8", "int4", "codebook")
+    where every format is a choice (``pack``), else by loop form ("fully_connected",
+    "channels_inner", "conv2d": a dot product per output; see codegen.forms). ``sparse``: per
+    stored entry of an int8 sparse kernel. ``pad``: per byte of an explicitly padded input.
+    ``pack``: "auto" stores dense weights in their smallest exact format (flash-bound targets);
+    otherwise in int8, which the vectorized kernels read fastest."""
+    name: str
+    dense: dict
+    sparse: float
+    pad: float
+    pack: bool
+
+    def dense_per_mac(self, g: Graph, op: Op, fmt: packing.Packing) -> float:
+        if self.pack:
+            return self.dense[fmt.kind]
+        if op.kind == "fully_connected":
+            return self.dense["fully_connected"]
+        return self.dense["channels_inner" if forms.channels_inner(g, op) else "conv2d"]
+
+    def sparse_per_entry(self, fmt: packing.Packing) -> float:
+        """An entry of a sparse kernel whose values are stored in ``fmt``: the int8 entry plus
+        what decoding that format adds to a dense MAC."""
+        return self.sparse + (self.dense[fmt.kind] - self.dense["int8"] if self.pack else 0.0)
+
+
+#: Cortex-M (scalar C kernels), measured on the emulated Cortex-M7 on the 3x3 12x12x16 -> 32
+#: convolution of tests/codegen/test_weight_format.py (`edgert bench --target cortex-m7 --layers
+#: --weights int8,auto` on its int8, int4, codebook and 80 %-sparse variants): 2,665,800,
+#: 3,101,680, 5,228,440 instructions for 663,552 MACs, and 949,920 for the sparse kernel's
+#: 175,104 entries; 5,240 for the 3,136 bytes of the padded input. Flash is what these
+#: boards lack, so dense weights take their smallest exact format.
+SCALAR = Costs("scalar", {"int8": 4.0, "int4": 4.7, "codebook": 7.9}, sparse=5.4, pad=1.7, pack=True)
+
+#: SIMD CPUs (aarch64, TVM's LLVM back end), measured on the Cortex-A72 under qemu-aarch64
+#: (`edgert bench --target rpi4 --layers --weights int8,auto`). Dense int8: the same net's
+#: fully-connected layer 4,180 instructions for 8,640 MACs; channels-innermost convolutions
+#: 424,508 for 589,824 (the MLPerf VWW model's 1x1 conv2d_8..11); the dot-product 3x3
+#: convolution above 1,489,926 for 663,552. Sparse: VWW's conv2d_8..13, 3,598,956
+#: instructions for 693,504 entries (5.2), the net's 80 %-sparse layers 5.4-6.4. Padding 342
+#: for 3,136 bytes. int4 and codebook decoding stops the vectorization (2.1x and 5.7x the
+#: instructions of int8 on the net's 1x1 layer), and these boards have memory to spare, so
+#: dense weights stay int8.
+SIMD = Costs("simd", {"fully_connected": 0.48, "channels_inner": 0.72, "conv2d": 2.25},
+             sparse=5.4, pad=0.11, pack=False)
 
 
 def _chan_axis(kind: str) -> int:
@@ -69,7 +116,8 @@ def _pad_input(g: Graph, op: Op) -> int:
     return g.tensor(name).nbytes
 
 
-def run(g: Graph, mode: str = "auto") -> list[dict]:
+def run(g: Graph, mode: str = "auto", costs: Costs = SCALAR) -> list[dict]:
+    """Choose every int8 layer's weight format by ``mode`` (MODES) and the target's ``costs``."""
     rows = []
     for op in list(g.ops):
         if op.kind not in ("conv2d", "depthwise_conv2d", "fully_connected"):
@@ -77,7 +125,8 @@ def run(g: Graph, mode: str = "auto") -> list[dict]:
         w = g.tensor(op.inputs[1])
         if w.dtype is not DType.I8 or not w.is_const:
             continue
-        dense = packing.smallest(w.data, _chan_axis(op.kind)) if mode != "int8" else packing.INT8
+        pack = mode == "dense" or (mode == "auto" and costs.pack)
+        dense = packing.smallest(w.data, _chan_axis(op.kind)) if pack else packing.INT8
         macs = int(REGISTRY[op.kind].macs(op, g))
         row = {"layer": op.name, "source": op.source, "zeros": round(1.0 - int((w.data != 0).sum()) / max(w.size, 1), 3),
                "dense_format": dense.describe(), "dense_bytes": dense.nbytes(w.size), "dense_macs": macs}
@@ -89,7 +138,7 @@ def run(g: Graph, mode: str = "auto") -> list[dict]:
         s = _sparse_layout(g, op) if op.kind != "depthwise_conv2d" else None
         if s is not None:
             _, val = sparsity.encode(w.data, s)
-            vfmt = packing.smallest(val, 0)
+            vfmt = packing.smallest(val, 0) if pack else packing.INT8
             positions = g.tensor(op.outputs[0]).size // s.rows
             pad_bytes = 0
             if op.kind == "conv2d" and any(_padding(g, op)[0] + _padding(g, op)[1]):
@@ -97,8 +146,10 @@ def run(g: Graph, mode: str = "auto") -> list[dict]:
                 x = g.tensor(op.inputs[0])
                 pad_bytes = (x.shape[1] + pt + pb) * (x.shape[2] + pl + pr) * x.shape[3]
             row.update({"sparse_bytes": s.index_bytes() + vfmt.nbytes(s.entries), "sparse_macs": positions * s.entries})
-            sparse_cost = row["sparse_macs"] * (COST["sparse"] + COST[vfmt.kind] - COST["int8"]) + pad_bytes * COST["pad"]
-            if mode == "auto" and row["sparse_bytes"] < row["dense_bytes"] and sparse_cost < macs * COST[dense.kind]:
+            sparse_cost = row["sparse_macs"] * costs.sparse_per_entry(vfmt) + pad_bytes * costs.pad
+            dense_cost = macs * costs.dense_per_mac(g, op, dense)
+            row["estimated_instructions"] = {"dense": round(dense_cost), "sparse": round(sparse_cost), "costs": costs.name}
+            if mode == "auto" and row["sparse_bytes"] < row["dense_bytes"] and sparse_cost < dense_cost:
                 op.attrs["packing"], op.attrs["sparse"] = vfmt, s
                 if op.kind == "conv2d":
                     row["padded_input_bytes"] = _pad_input(g, op)

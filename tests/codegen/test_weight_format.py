@@ -116,6 +116,25 @@ def test_weight_formats_are_exact(tmp_path, kind, expect):
         assert any(op.kind == "pad" for op in api.compile_model(b.model_path, weights="auto").graph.ops)
 
 
+@pytest.mark.parametrize("kind,layer,scalar,simd", [
+    ("int4", "conv2d_0", "int4", "int8"),  # SIMD: decoding stops the vectorization; memory is plentiful
+    ("codebook", "conv2d_0", "codebook 4-bit, 1 table(s) of 16", "int8"),
+    ("sparse80", "conv2d_0", "sparse, int8", "sparse, int8"),  # against a dot product per output: pays on both
+    ("sparse80", "conv2d_1", "sparse, int8", "int8"),  # against the vectorized 1x1 kernel it does not
+])
+def test_choice_follows_the_targets_costs(tmp_path, kind, layer, scalar, simd):
+    path = tmp_path / f"{kind}.tflite"
+    path.write_bytes(conv_net(kind))
+    chosen = {}
+    for name, is_simd in (("scalar", False), ("simd", True)):
+        rows = {r["layer"]: r for r in api.compile_model(path, weights="auto", simd=is_simd).weight_rows}
+        chosen[name] = rows[layer]["chosen"]
+        if "estimated_instructions" in rows[layer]:
+            est = rows[layer]["estimated_instructions"]
+            assert est["costs"] == name and (est["sparse"] < est["dense"]) == chosen[name].startswith("sparse")
+    assert chosen == {"scalar": scalar, "simd": simd}
+
+
 def test_flash_shrinks_with_the_format(tmp_path):
     model = conv_net("int4")
     path = tmp_path / "m.tflite"

@@ -1,0 +1,25 @@
+"""The loop form a kernel takes on a SIMD CPU (no TVM import: passes.weight_format's cost
+estimate reads it before lowering)."""
+from __future__ import annotations
+
+from edgert.ir import Graph, Op
+
+
+def channels_inner(g: Graph, op: Op) -> bool:
+    """Whether a SIMD CPU computes ``op`` with output channels innermost (lower._schedule) rather
+    than as one dot product per output: depthwise convolutions, convolutions over few input
+    channels, 1x1 convolutions, and convolutions to 64 channels or more. Measured per layer
+    under qemu-aarch64 (instructions, channels-innermost vs dot product): KWS's first
+    convolution (1 input channel) 237,269 vs 2,377,217 on the A72, its depthwise ones 117,504
+    vs 716,835, its 1x1 64 -> 64 ones 317,814 vs 487,348 (A72) and 317,914 vs 359,326 (A76,
+    whose dot products use SDOT); IC's 3x3 32 -> 64 676,402 vs 832,577 but its 3x3 16 -> 16
+    6,790,437 vs 2,468,952: few output channels fill few vector registers. Binary convolutions
+    (but MST ones, whose channels depend on each other): the LceBconv2d 16x16x64 -> 64 3x3 of
+    benchmarks/models 614,890 vs 2,676,198 on the A72. Sparse convolutions never: their
+    channels read different inputs."""
+    if op.kind == "depthwise_conv2d" or (op.kind == "bconv2d" and "mst" not in op.attrs):
+        return True
+    if op.kind != "conv2d" or op.attrs.get("sparse") is not None:
+        return False
+    oc, kh, kw, cin = g.tensor(op.inputs[1]).shape
+    return cin <= 4 or kh * kw == 1 or oc >= 64
