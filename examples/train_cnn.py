@@ -4,9 +4,12 @@ prune it, and export the dense and pruned models to ONNX with the test split for
     python examples/train_cnn.py -o build/cnn                      # dense + all six pruned models
     python examples/train_cnn.py --prune unstructured --sparsity 0.75 -o build/cnn
     python examples/train_cnn.py --prune structured --sparsity 0.5 -o build/cnn
-    edgert build build/cnn/digits_cnn_u75.onnx --target cortex-m7 -o build/cnn/m7
+    edgert quantize build/cnn/digits_cnn_u75.onnx --calib build/cnn/digits_train.npz -o build/cnn/q_u75.onnx
+    edgert build build/cnn/q_u75.onnx --target cortex-m7 -o build/cnn/m7
     edgert flash build/cnn/m7
     edgert validate build/cnn/m7 --dataset build/cnn/digits_test.npz
+
+examples/digits_cnn.sh runs all of it for every variant, and benches the pruned builds.
 
 The network (float32, NCHW; plain numpy: im2col convolutions, softmax cross-entropy, Adam):
 

@@ -32,8 +32,9 @@ class Costs:
     where every format is a choice (``pack``), else by loop form ("fully_connected",
     "channels_inner", "conv2d": a dot product per output; see codegen.forms). ``sparse``: per
     stored entry of an int8 sparse kernel. ``pad``: per byte of an explicitly padded input.
-    ``pack``: "auto" stores dense weights in their smallest exact format (flash-bound targets);
-    otherwise in int8, which the vectorized kernels read fastest."""
+    ``pack``: "auto" stores dense weights in their smallest exact format where that saves
+    MIN_PACK_SAVING bytes (flash-bound targets); otherwise in int8, which the vectorized kernels
+    read fastest."""
     name: str
     dense: dict
     sparse: float
@@ -59,6 +60,12 @@ class Costs:
 #: 3,101,680, 5,228,440 instructions for 663,552 MACs, and 949,920 for the sparse kernel's
 #: 175,104 entries; 5,240 for the 3,136 bytes of the padded input. Flash is what these
 #: boards lack, so dense weights take their smallest exact format.
+#: "auto" packs a layer's weights only where that saves at least this many flash bytes: every
+#: packed weight costs instructions at each of its uses, and a small layer's few bytes are not
+#: worth them. Measured case: the digits CNN's first convolution (144 weights, 75 % pruned)
+#: holds per-group codebooks of 104 bytes against 144, for 177,000 instructions against 105,120.
+MIN_PACK_SAVING = 256
+
 SCALAR = Costs("scalar", {"int8": 4.0, "int4": 4.7, "codebook": 7.9}, sparse=5.4, pad=1.7, pack=True)
 
 #: SIMD CPUs (aarch64, TVM's LLVM back end), measured on the Cortex-A72 under qemu-aarch64
@@ -127,6 +134,8 @@ def run(g: Graph, mode: str = "auto", costs: Costs = SCALAR) -> list[dict]:
             continue
         pack = mode == "dense" or (mode == "auto" and costs.pack)
         dense = packing.smallest(w.data, _chan_axis(op.kind)) if pack else packing.INT8
+        if mode == "auto" and w.size - dense.nbytes(w.size) < MIN_PACK_SAVING:
+            dense = packing.INT8
         macs = int(REGISTRY[op.kind].macs(op, g))
         row = {"layer": op.name, "source": op.source, "zeros": round(1.0 - int((w.data != 0).sum()) / max(w.size, 1), 3),
                "dense_format": dense.describe(), "dense_bytes": dense.nbytes(w.size), "dense_macs": macs}

@@ -7,6 +7,7 @@ import pytest
 
 from edgert import api
 from edgert.kernels import packing, sparsity
+from edgert.passes import weight_format
 from edgert.validate.tflm_ref import run_tflm
 from tests.support.tflite_builder import ModelBuilder
 
@@ -141,8 +142,12 @@ def test_flash_shrinks_with_the_format(tmp_path):
     path.write_bytes(model)
     flash = {mode: api.build(path, "host", tmp_path / mode, weights=mode).report["summary"]["flash_const_bytes"]
              for mode in ("int8", "auto")}
-    weights = 32 * 9 * 16 + 24 * 32 + 9 * 24 + 10 * 864
-    assert flash["int8"] - flash["auto"] >= weights // 2 - 64  # half of every weight byte (minus alignment padding)
+    layers = [32 * 9 * 16, 24 * 32, 9 * 24, 10 * 864]
+    packed = [n for n in layers if n // 2 >= weight_format.MIN_PACK_SAVING]
+    assert len(packed) == 3  # the depthwise layer's 216 weights stay int8: 108 bytes are not worth decoding
+    assert flash["int8"] - flash["auto"] >= sum(packed) // 2 - 64  # half of each packed weight byte (minus alignment)
+    rows = {r["layer"]: r for r in api.compile_model(path, weights="auto").weight_rows}
+    assert rows["depthwise_conv2d_0"]["chosen"] == "int8" and rows["conv2d_1"]["chosen"] == "int4"
 
 
 # --------------------------------------------------------------------------- channel removal
