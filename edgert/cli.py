@@ -274,8 +274,9 @@ def cmd_quantize(args) -> int:
         print(report.format_table(rows, [("layer", "layer"), ("format", "weights"), ("params", "params"),
                                          ("bytes", "bytes"), ("sensitivity", "loss increase at low bits")]))
         print()
-        line = (f"accuracy on the calibration set ({rep['calibration']['samples']} samples, "
-                f"{'labels' if rep['calibration']['labels'] else 'top-1 agreement with the float model'}): "
+        metric = {"labels": "labels", "agreement": "top-1 agreement with the float model",
+                  "reconstruction": "float model's reconstruction error / this one's"}[rep["calibration"]["metric"]]
+        line = (f"accuracy on the calibration set ({rep['calibration']['samples']} samples, {metric}): "
                 f"float {100 * rep['float_accuracy']:.2f} %")
         if "int8_accuracy" in rep:
             line += f", all int8 {100 * rep['int8_accuracy']:.2f} %"
@@ -396,7 +397,8 @@ def make_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("quantize", help="post-training quantization with per-layer int8/int4 (or codebook) weights")
     s.add_argument("model", help="a float .onnx model, or an int8 .tflite model (for int4 or codebook weights)")
     s.add_argument("-o", "--output", required=True, help="the quantized model (.onnx for ONNX input, .tflite for TFLite)")
-    s.add_argument("--calib", help="calibration samples (.npz: x in the model's input layout, labels y)")
+    s.add_argument("--calib", help="calibration samples (.npz: x in the model's input layout, labels y; without "
+                                    "labels, agreement with the float model, or for an autoencoder its reconstruction error)")
     s.add_argument("--max-drop", type=_parse_fraction, default=0.01,
                    help="largest accuracy drop allowed on the calibration set, vs the float model (default 1%%)")
     s.add_argument("--weights", choices=("mixed", "int8", "int4"), default="mixed",

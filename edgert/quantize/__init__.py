@@ -109,7 +109,8 @@ def _quantize_onnx(model: Path, out: Path, calib, max_drop: float, weights: str,
         x = transform(x)
     m = onnx_ptq.OnnxFloatModel(model, x, y)
     saved = {w: m.sizes[w] - (m.sizes[w] + 1) // 2 for w in m.layers}
-    report = {"model": str(model), "output": str(out), "calibration": {"samples": len(x), "labels": y is not None},
+    report = {"model": str(model), "output": str(out),
+              "calibration": {"samples": len(x), "labels": y is not None, "metric": m.metric},
               "float_accuracy": m.float_accuracy, "max_drop": max_drop, "low_format": low}
     if weights == "mixed":
         choice = search.choose(m.layers, saved, lambda lowset: m.score(m.quantize({w: low for w in lowset})),

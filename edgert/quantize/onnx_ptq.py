@@ -30,7 +30,14 @@ def _need(module: str):
 
 class OnnxFloatModel:
     """A float ONNX model with its calibration set (``x``: samples in the model's input layout;
-    ``y``: labels, or None to score agreement with the float model's predictions)."""
+    ``y``: labels, or None). ``metric``, what ``score`` measures:
+      "labels"          top-1 accuracy against ``y``;
+      "agreement"       without labels: top-1 agreement with the float model's predictions;
+      "reconstruction"  without labels, for a model whose output has its input's size (an
+                        autoencoder): the float model's reconstruction error (mean squared,
+                        output against input) over the quantized model's, 1.0 for the float
+                        model, so a drop of 1 % is about 1 % more error; the loss is that error.
+    """
 
     def __init__(self, path: str | Path, x: np.ndarray, y: np.ndarray | None):
         import onnx
@@ -59,9 +66,18 @@ class OnnxFloatModel:
         self.x = np.asarray(x, np.float32)
         self.y = None if y is None else np.asarray(y).reshape(-1)
         self._float = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        logits = self._run(self._float)
-        self.reference = logits.argmax(axis=1)
-        self.float_accuracy = float(np.mean(self.reference == self._labels()))
+        out = self._run(self._float)
+        self.metric = "labels" if self.y is not None else (
+            "reconstruction" if out.shape[1] == self.x[0].size else "agreement")
+        self.reference = out.argmax(axis=1)
+        if self.metric == "reconstruction":
+            self.float_error = self._reconstruction_error(out)
+            self.float_accuracy = 1.0
+        else:
+            self.float_accuracy = float(np.mean(self.reference == self._labels()))
+
+    def _reconstruction_error(self, out: np.ndarray) -> float:
+        return float(np.mean((out.astype(np.float64) - self.x.reshape(len(self.x), -1)) ** 2))
 
     def _labels(self) -> np.ndarray:
         return self.y if self.y is not None else self.reference
@@ -114,10 +130,13 @@ class OnnxFloatModel:
         return out.SerializeToString()
 
     def score(self, qmodel: bytes) -> Score:
-        """Cross-entropy and accuracy of a quantized model on the calibration set (labels, or
-        the float model's predictions)."""
+        """A quantized model on the calibration set, by ``metric``: cross-entropy and accuracy
+        (labels, or the float model's predictions), or reconstruction error and its ratio."""
         ort = _need("onnxruntime")
         logits = self._run(ort.InferenceSession(qmodel, providers=["CPUExecutionProvider"])).astype(np.float64)
+        if self.metric == "reconstruction":
+            err = self._reconstruction_error(logits)
+            return Score(loss=err, accuracy=self.float_error / err if err > 0 else 1.0)
         z = logits - logits.max(axis=1, keepdims=True)
         logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
         labels = self._labels()

@@ -100,3 +100,27 @@ def test_errors_name_the_problem(tmp_path, mlperf_dir):
     np.savez(tmp_path / "bad.npz", a=np.zeros(3), b=np.zeros(3))
     with pytest.raises(UserError, match="no array 'x'"):
         quantize(mlperf_dir / "ad_toycar_float.tflite", tmp_path / "q.onnx", calib=tmp_path / "bad.npz")
+
+
+def test_autoencoder_without_labels_is_scored_by_reconstruction_error(mlperf_dir, tmp_path):
+    """AD (an autoencoder) has no classes: top-1 agreement would mean nothing. The bound holds
+    on the reconstruction error, recomputed here with onnxruntime from the written model."""
+    import onnxruntime as ort
+
+    spec = np.load(mlperf_dir / "ad_sample_normal_f32_200x128.npy")
+    windows = np.stack([spec[i:i + 5].reshape(1, 640) for i in range(0, 196, 4)])
+    np.savez(tmp_path / "calib.npz", x=windows)
+    out = tmp_path / "ad_mixed.onnx"
+    rep = quantize(mlperf_dir / "ad_toycar_float.tflite", out, calib=tmp_path / "calib.npz", max_drop=0.01)
+    assert rep["calibration"]["metric"] == "reconstruction" and rep["float_accuracy"] == 1.0
+    assert any(r["format"] == "int4" for r in rep["layers"])  # some layers do go low-bit within 1 %
+
+    def error(model: bytes) -> float:
+        s = ort.InferenceSession(model)
+        name = s.get_inputs()[0].name
+        return float(np.mean([(s.run(None, {name: w})[0].astype(np.float64) - w) ** 2 for w in windows]))
+
+    float_err = error(ir_to_onnx.export(api.load_graph(mlperf_dir / "ad_toycar_float.tflite"))[0])
+    err = error(out.read_bytes())
+    assert err <= float_err / (1 - 0.01)  # at most the bound's worth of added error (it may also fall a little)
+    assert rep["accuracy"] == pytest.approx(float_err / err, rel=1e-6)  # rel: the means' summation order
