@@ -15,8 +15,8 @@ I32 = "int32"
 def reader(c, data: np.ndarray, p: Packing, chan_axis: int, name: str):
     """A function of the logical index (one expression per axis of ``data``, row-major as
     stored) that returns the weight: the stored element for int8 (and float) weights, an
-    int32 for decoded ones; callers cast to their accumulator type. ``c`` is the kernel's lower._Ctx; ``name`` names the
-    flash array (a tensor name keeps the model's own constant)."""
+    int32 for decoded ones; callers cast to their accumulator type. ``c`` is the kernel's
+    lower._Ctx; ``name`` names the flash array (a tensor name keeps the model's own constant)."""
     if p.kind == "int8":
         W = c.const(name, np.ascontiguousarray(data))
         return lambda *i: W[i]
