@@ -105,15 +105,24 @@ def _sparse_layout(g: Graph, op: Op) -> sparsity.Sparse | None:
     return sparsity.analyse(w.data, (dh * width * cin, dw * cin))
 
 
+def _padded_shape(g: Graph, op: Op) -> tuple[int, ...] | None:
+    """The shape of a convolution's input with its padding made explicit; None without padding."""
+    (pt, pb), (pl, pr) = _padding(g, op)
+    if pt == pb == pl == pr == 0:
+        return None
+    x = g.tensor(op.inputs[0])
+    return (x.shape[0], x.shape[1] + pt + pb, x.shape[2] + pl + pr, x.shape[3])
+
+
 def _pad_input(g: Graph, op: Op) -> int:
     """Give a convolution an explicitly padded input (the zero point fills it); returns the
     padded tensor's bytes (0 when the convolution reads no padding)."""
-    (pt, pb), (pl, pr) = _padding(g, op)
-    if pt == pb == pl == pr == 0:
+    shape = _padded_shape(g, op)
+    if shape is None:
         return 0
+    (pt, pb), (pl, pr) = _padding(g, op)
     x = g.tensor(op.inputs[0])
     name = f"{op.inputs[0]}_padded_{op.name}"
-    shape = (x.shape[0], x.shape[1] + pt + pb, x.shape[2] + pl + pr, x.shape[3])
     g.tensors[name] = Tensor(name, shape, x.dtype, quant=x.quant)
     pad = Op("pad", [op.inputs[0]], [name], {"pads": ((0, 0), (pt, pb), (pl, pr), (0, 0)), "value": x.quant.zp},
              name=f"{op.name}_pad", source=f"{op.source} (input padding of its sparse kernel)")
@@ -149,11 +158,8 @@ def run(g: Graph, mode: str = "auto", costs: Costs = SCALAR) -> list[dict]:
             _, val = sparsity.encode(w.data, s)
             vfmt = packing.smallest(val, 0) if pack else packing.INT8
             positions = g.tensor(op.outputs[0]).size // s.rows
-            pad_bytes = 0
-            if op.kind == "conv2d" and any(_padding(g, op)[0] + _padding(g, op)[1]):
-                (pt, pb), (pl, pr) = _padding(g, op)
-                x = g.tensor(op.inputs[0])
-                pad_bytes = (x.shape[1] + pt + pb) * (x.shape[2] + pl + pr) * x.shape[3]
+            padded = _padded_shape(g, op) if op.kind == "conv2d" else None
+            pad_bytes = 0 if padded is None else padded[1] * padded[2] * padded[3]
             row.update({"sparse_bytes": s.index_bytes() + vfmt.nbytes(s.entries), "sparse_macs": positions * s.entries})
             sparse_cost = row["sparse_macs"] * costs.sparse_per_entry(vfmt) + pad_bytes * costs.pad
             dense_cost = macs * costs.dense_per_mac(g, op, dense)
