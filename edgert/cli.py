@@ -370,8 +370,21 @@ def _add_device_args(s) -> None:
     s.add_argument("--trace", action="store_true", help="hex dump every frame to stderr")
 
 
+class _VersionAction(argparse.Action):
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from edgert import doctor
+
+        print(doctor.versions())
+        parser.exit()
+
+
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edgert", description="Compile compressed neural networks for small devices.")
+    p.add_argument("--version", action=_VersionAction, help="edgert's version and those of TVM, the toolchains "
+                                                             "and the emulators it finds")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("inspect", help="show a model's ops, tensors, MACs and planned arena")

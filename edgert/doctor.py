@@ -113,6 +113,34 @@ def run_checks() -> list[Check]:
     return serial_ports() + probes() + checks
 
 
+# What `edgert --version` reports beside edgert's own version: (name, command) for each tool.
+VERSIONED_TOOLS = (
+    ("cc", ["cc", "--version"]),
+    ("arm-none-eabi-gcc", ["arm-none-eabi-gcc", "--version"]),
+    ("aarch64-linux-gnu-gcc", ["aarch64-linux-gnu-gcc", "--version"]),
+    ("qemu-system-arm", ["qemu-system-arm", "--version"]),
+    ("qemu-aarch64", ["qemu-aarch64", "--version"]),
+)
+
+
+def versions() -> str:
+    """edgert's version, then TVM's and each toolchain's and emulator's it finds ("not found"
+    otherwise): the lines a bug report needs."""
+    from importlib import metadata
+
+    def dist(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    lines = [f"edgert {dist('edgert')}", f"  {'apache-tvm':22} {dist('apache-tvm')}"]
+    for name, cmd in VERSIONED_TOOLS:
+        path = shutil.which(cmd[0])
+        lines.append(f"  {name:22} {_version([path, *cmd[1:]]) if path else 'not found'}")
+    return "\n".join(lines)
+
+
 def format_checks(checks: list[Check]) -> str:
     lines, group = [], None
     for c in checks:

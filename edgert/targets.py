@@ -10,21 +10,12 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 from edgert.errors import UserError
+from edgert.package_data import targets_dir
 
 KINDS = ("host", "cortex-m", "linux")
-
-
-def targets_dir() -> Path:
-    """targets/ ships as package data next to the edgert package (or in the source tree)."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "targets", Path(str(resources.files("edgert"))) / "targets"):
-        if candidate.is_dir():
-            return candidate
-    raise UserError("edgert's targets/ folder is missing", "reinstall edgert")
 
 
 @dataclass(frozen=True)

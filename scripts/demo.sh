@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-MODELS=../shared/models/mlperf_tiny
+MODELS=models/mlperf_tiny
 MODEL=${MODEL:-$MODELS/kws_dscnn_int8.tflite}
 OUT=build/demo
 .venv/bin/edgert build "$MODEL" --target cortex-m7 -o "$OUT"

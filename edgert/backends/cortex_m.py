@@ -18,6 +18,7 @@ import numpy as np
 
 from edgert.device import protocol
 from edgert.errors import ResourceError, ToolchainError
+from edgert.package_data import firmware_dir
 from edgert.targets import Board, Target
 
 RUNTIME_SOURCES = ("main.c", "server.c", "framing.c", "timer_cortexm.c", "startup_cortexm.c")
@@ -29,11 +30,7 @@ ELF = "firmware.elf"
 
 
 def runtime_dir() -> Path:
-    here = Path(__file__).resolve().parent.parent
-    for candidate in (here.parent / "firmware" / "runtime", here / "firmware" / "runtime"):
-        if candidate.is_dir():
-            return candidate
-    raise ToolchainError("edgert's firmware/runtime folder is missing", "reinstall edgert")
+    return firmware_dir("runtime")
 
 
 def linker_script(board: Board) -> str:

@@ -21,6 +21,7 @@ import subprocess
 from pathlib import Path
 
 from edgert.errors import ToolchainError, UserError
+from edgert.package_data import firmware_dir
 from edgert.targets import Target
 
 from .cortex_m import HOOK_FLAGS, model_desc_c, runtime_dir
@@ -37,7 +38,7 @@ ICOUNT_ENV = "EDGERT_ICOUNT_FILE"
 
 
 def linux_dir() -> Path:
-    return runtime_dir().parent / "linux"
+    return firmware_dir("linux")
 
 
 def tool(name: str, package: str) -> str:

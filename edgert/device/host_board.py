@@ -9,6 +9,7 @@ from pathlib import Path
 
 from edgert.backends.cortex_m import HOOK_FLAGS, MODEL_SOURCES, model_desc_c, runtime_dir
 from edgert.errors import ToolchainError
+from edgert.package_data import firmware_dir
 
 from .transport import ProcessTransport
 
@@ -22,7 +23,7 @@ def build(build_dir: Path, meta: dict) -> Path:
     if cc is None:
         raise ToolchainError("the host C compiler cc is not installed", "install gcc or run scripts/setup.sh")
     rt = runtime_dir()
-    host = rt.parent / "host"
+    host = firmware_dir("host")
     desc = build_dir / "model_desc_host.c"
     desc.write_text(model_desc_c(meta))
     out = build_dir / EXECUTABLE

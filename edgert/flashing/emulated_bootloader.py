@@ -10,6 +10,7 @@ from pathlib import Path
 
 from edgert.backends import cortex_m
 from edgert.errors import ToolchainError, UserError
+from edgert.package_data import firmware_dir
 from edgert.targets import Board, Target
 
 SOURCES = ("an3155.c", "startup.c")
@@ -17,7 +18,7 @@ ELF = "bootloader.elf"
 
 
 def bootloader_dir() -> Path:
-    return cortex_m.runtime_dir().parent / "bootloader"
+    return firmware_dir("bootloader")
 
 
 def options(board: Board) -> dict:

@@ -7,9 +7,7 @@ import numpy as np
 from edgert import api, targets
 from edgert.cli import main
 from edgert.validate.tflm_ref import run_tflm
-from tests.conftest import SHARED
-
-HELLO_WORLD = SHARED / "models" / "tflm" / "hello_world_int8.tflite"
+from tests.conftest import HELLO_WORLD
 
 
 def test_native_cpu_is_resolved():

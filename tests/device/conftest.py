@@ -4,9 +4,7 @@ from __future__ import annotations
 import pytest
 
 from edgert import api
-from tests.conftest import SHARED
-
-HELLO_WORLD = SHARED / "models" / "tflm" / "hello_world_int8.tflite"
+from tests.conftest import HELLO_WORLD
 
 
 @pytest.fixture(scope="session")

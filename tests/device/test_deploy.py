@@ -17,7 +17,7 @@ from edgert.device import deploy
 from edgert.errors import DeviceError, UserError
 
 from . import sshd
-from .conftest import HELLO_WORLD
+from tests.conftest import HELLO_WORLD
 
 pytestmark = pytest.mark.skipif(sshd.available() is not None, reason=str(sshd.available()))
 

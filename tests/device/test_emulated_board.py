@@ -16,7 +16,7 @@ from edgert.device import emulator
 from edgert.device.board import connect
 from edgert.validate.tflm_ref import run_tflm
 
-from .conftest import HELLO_WORLD
+from tests.conftest import HELLO_WORLD
 from .malformed import CASES, expect_error
 
 REPO_TARGETS = api.targets.targets_dir()

@@ -15,7 +15,7 @@ from edgert.cli import main
 from edgert.errors import UserError
 from edgert.export import export_platformio
 
-from .conftest import HELLO_WORLD
+from tests.conftest import HELLO_WORLD
 
 
 @pytest.fixture(scope="module", params=["nucleo-f767zi", "nucleo-h743zi", "stm32f746g-disco"])

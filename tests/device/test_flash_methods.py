@@ -10,7 +10,7 @@ from edgert.cli import main
 from edgert.errors import DeviceError, UserError
 from edgert.flashing import choose_method, probe
 
-from .conftest import HELLO_WORLD
+from tests.conftest import HELLO_WORLD
 
 
 @pytest.fixture(scope="module")

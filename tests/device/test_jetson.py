@@ -23,12 +23,12 @@ from edgert.device.board import connect
 from edgert.device.session import ProtocolError
 from edgert.errors import UserError
 from edgert.validate.tflm_ref import run_tflm
-from tests.conftest import SHARED
+from tests.conftest import MLPERF
 
-from .conftest import HELLO_WORLD
+from tests.conftest import HELLO_WORLD
 
 BOARDS = {"jetson-nano": 53, "jetson-xavier-nx": 72, "jetson-orin-nano": 87}
-KWS = SHARED / "models" / "mlperf_tiny" / "kws_dscnn_int8.tflite"
+KWS = MLPERF / "kws_dscnn_int8.tflite"
 
 
 @pytest.fixture(scope="module", params=list(BOARDS))

@@ -20,7 +20,7 @@ from edgert.errors import DeviceError
 from edgert.flashing import an3155, emulated_bootloader
 from edgert.targets import load_board
 
-from .conftest import HELLO_WORLD
+from tests.conftest import HELLO_WORLD
 from .flaky_link import FlakyLink, flip_at, flip_every
 
 

@@ -13,7 +13,7 @@ from edgert.cli import main
 from edgert.errors import UserError
 from edgert.flashing import smp
 
-from .conftest import HELLO_WORLD
+from tests.conftest import HELLO_WORLD
 from .smp_peer import SmpPeer
 
 
