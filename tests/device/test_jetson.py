@@ -26,6 +26,7 @@ from edgert.validate.tflm_ref import run_tflm
 from tests.conftest import MLPERF
 
 from tests.conftest import HELLO_WORLD
+from tests.support import golden_kernels
 
 BOARDS = {"jetson-nano": 53, "jetson-xavier-nx": 72, "jetson-orin-nano": 87}
 KWS = MLPERF / "kws_dscnn_int8.tflite"
@@ -34,6 +35,10 @@ KWS = MLPERF / "kws_dscnn_int8.tflite"
 @pytest.fixture(scope="module", params=list(BOARDS))
 def jetson_build(request, tmp_path_factory):
     return api.build(HELLO_WORLD, request.param, tmp_path_factory.mktemp(request.param))
+
+
+def test_kernels_are_the_recorded_ones(jetson_build):
+    golden_kernels.check(jetson_build, HELLO_WORLD.stem)
 
 
 def test_cubin_is_for_the_boards_gpu(jetson_build):

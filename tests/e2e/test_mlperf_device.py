@@ -12,6 +12,7 @@ from edgert import api
 from edgert.cli import main
 from edgert.device.board import connect
 from tests.conftest import MLPERF_INT8
+from tests.support import golden_kernels
 
 pytestmark = pytest.mark.slow
 MIN_SAMPLES = 20
@@ -68,3 +69,8 @@ def test_instruction_count_is_the_same_every_run(built):
             for _ in range(2):
                 counts.append(board.latency(board.session.run([x], b.meta["io"]["outputs"]).ticks))
     assert len(set(counts)) == 1, counts
+
+
+def test_kernels_are_the_recorded_ones(built):
+    path, b = built
+    golden_kernels.check(b, path.stem)

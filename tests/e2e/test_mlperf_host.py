@@ -9,6 +9,7 @@ import pytest
 from edgert import api, cli
 from edgert.validate.tflm_ref import TflmReference
 from tests.conftest import MLPERF_INT8
+from tests.support import golden_kernels
 
 pytestmark = pytest.mark.slow
 RANDOM_INPUTS = 50
@@ -49,3 +50,10 @@ def test_cli_run_and_bench(built, tmp_path, capsys):
     assert "tflite-micro" in out and "litert (xnnpack)" in out and "arena bytes" in out
     assert cli.main(["inspect", str(path)]) == 0
     assert "planned arena 768 bytes" in capsys.readouterr().out
+
+
+def test_kernels_are_the_recorded_ones(built):
+    path, b = built
+    if b.target.name == "host-llvm":
+        pytest.skip("host-llvm's kernels are compiled for this machine's CPU: no fixed checksum")
+    golden_kernels.check(b, path.stem)

@@ -16,6 +16,7 @@ from edgert.device.transport import ProcessTransport
 from edgert.errors import DeviceError
 from edgert.validate.dataset import random_inputs
 from tests.conftest import MLPERF_INT8
+from tests.support import golden_kernels
 
 from .test_mlperf_device import _real_samples
 
@@ -58,3 +59,8 @@ def test_validate_bit_exact_with_tflm_under_qemu(built, tmp_path, capsys):
             session.close()
     if b.target.name == "rpi4":
         assert not sdot
+
+
+def test_kernels_are_the_recorded_ones(built):
+    path, b = built
+    golden_kernels.check(b, path.stem)
