@@ -12,7 +12,7 @@ LCE's converter writes its ops as TFLite custom ops whose options are a FlexBuff
 
 Options are checked here, before any work, naming the op, the attribute and the value
 (a model from an older LCE converter, which wrote strings and vectors, is named as such).
-What the kernels accept beyond that is decided by edgert.kernels.binary.
+What the kernels accept beyond that is decided by edgert.ops.binary.
 """
 from __future__ import annotations
 

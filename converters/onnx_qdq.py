@@ -44,7 +44,7 @@ import numpy as np
 
 from edgert.errors import UnsupportedError
 from edgert.ir import DType, Graph, Op, QuantParams, Tensor, verify
-from edgert.kernels.common import INT8_MAX, INT8_MIN, activation_range
+from edgert.ops.common import INT8_MAX, INT8_MIN, activation_range
 
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 COMPUTE_OPS = ("Add", "AveragePool", "Concat", "Conv", "Flatten", "Gemm", "GlobalAveragePool", "Identity",

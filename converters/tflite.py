@@ -1,7 +1,7 @@
 """TFLite flatbuffer -> edgert IR. Reads the file and translates; nothing else.
 
 Whether edgert can *compile* each op (dtypes, quantization) is decided by the kernels' checks
-(edgert.kernels), so that every front end shares them. This module only refuses what it
+(edgert.ops), so that every front end shares them. This module only refuses what it
 cannot translate: files that are not TFLite models, several subgraphs, op codes it has no
 translation for (all of them at once, with their graph indices).
 """
@@ -136,7 +136,7 @@ def _tensor(r: _Reader, index: int) -> Tensor:
         )
     dtype = _DTYPES.get(t.type)
     data = r.const(index)
-    if t.type == fb.TensorType.INT4:  # weights: held as int8 values in [-8, 7] (edgert.kernels.packing packs them)
+    if t.type == fb.TensorType.INT4:  # weights: held as int8 values in [-8, 7] (edgert.ops.packing packs them)
         if data is None:
             raise UnsupportedError(f"tensor {index} ({r.tname(index)}) is an int4 activation",
                                    "edgert reads int4 constant weights only; activations must be int8")
@@ -236,7 +236,7 @@ def _translate(r: _Reader, idx: int, op, opname: str, g_tensors: dict) -> Op:
 
 
 #: TFLite op codes (and Larq Compute Engine custom op codes) this converter translates. Whether a given instance compiles is then
-#: decided by edgert.kernels (dtype and quantization checks).
+#: decided by edgert.ops (dtype and quantization checks).
 SUPPORTED_OPS = (
     "ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "DEQUANTIZE",
     "FULLY_CONNECTED", "LOGISTIC", "MAX_POOL_2D", "MEAN", "MUL", "PAD", "PADV2", "QUANTIZE",

@@ -36,7 +36,7 @@ def _parse_size(text: str) -> int:
 
 def cmd_inspect(args) -> int:
     from edgert import api, report, targets
-    from edgert.kernels import REGISTRY
+    from edgert.ops import REGISTRY
 
     compiled = api.compile_model(args.model)
     g, plan = compiled.graph, compiled.plan
@@ -311,7 +311,7 @@ def cmd_bench(args) -> int:
 
 def cmd_targets(args) -> int:
     from edgert import targets
-    from edgert.kernels import REGISTRY
+    from edgert.ops import REGISTRY
 
     for name in targets.available():
         t = targets.load(name)

@@ -5,7 +5,7 @@ One function computes it from the compiled artifacts; the CLI prints it, report.
 from __future__ import annotations
 
 from edgert.ir import Graph
-from edgert.kernels import REGISTRY
+from edgert.ops import REGISTRY
 from edgert.plan.arena import ArenaPlan
 
 

@@ -127,7 +127,7 @@ def emit_cubin(funcs: Mapping[str, tirx.PrimFunc], arch: str) -> CudaCode:
     with tempfile.TemporaryDirectory() as tmp:
         src, out = Path(tmp) / "kernels.ptx", Path(tmp) / "kernels.cubin"
         src.write_text(ptx)
-        # --fmad=false: ptxas contracts no multiply-add either (see lower._Ctx.product)
+        # --fmad=false: ptxas contracts no multiply-add either (see edgert.codegen.kernel.KernelCtx.product)
         proc = subprocess.run([ptxas, f"-arch={arch}", "-O3", "--fmad=false", str(src), "-o", str(out)],
                               capture_output=True, text=True)
         if proc.returncode != 0:

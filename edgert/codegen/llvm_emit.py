@@ -29,7 +29,7 @@ from .c_emit import Param
 __all__ = ["MAX_LOCAL_BYTES", "ObjectCode", "emit_object"]
 
 #: Largest kernel-local array on a Linux board (its stack): a position's accumulators for
-#: every channel (see lower._schedule), far below the 8 MiB default stack.
+#: every channel (see edgert.codegen.schedule), far below the 8 MiB default stack.
 MAX_LOCAL_BYTES = 64 * 1024
 
 

@@ -1,4 +1,4 @@
-"""The fixed-point formulas of edgert.kernels.fixedpoint as TVM TE expressions.
+"""The fixed-point formulas of edgert.ops.fixedpoint as TVM TE expressions.
 
 Each function takes and returns TIR expressions; int32 values are widened to int64 only
 where the reference does its arithmetic in 64 bits. Same semantics, same names.

@@ -47,7 +47,7 @@ class Tensor:
 
 @dataclass
 class Op:
-    kind: str  # edgert op name, e.g. "conv2d"; see edgert.kernels.REGISTRY
+    kind: str  # edgert op name, e.g. "conv2d"; see edgert.ops.REGISTRY
     inputs: list[str]  # tensor names, in the kernel's order; "" for an absent optional input
     outputs: list[str]
     attrs: dict[str, Any] = field(default_factory=dict)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgert.ir import DType, Graph, Op, Tensor
-from edgert.kernels import binary
+from edgert.ops import binary
 
 
 def run(g: Graph) -> Graph:

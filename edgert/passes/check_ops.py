@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from edgert.errors import UnsupportedError
 from edgert.ir import Graph
-from edgert.kernels import REGISTRY
+from edgert.ops import REGISTRY
 
 
 def run(g: Graph) -> Graph:

@@ -21,11 +21,11 @@ from __future__ import annotations
 import numpy as np
 
 from edgert.ir import Graph
-from edgert.kernels import binary
+from edgert.ops import binary
 
 ENTRY_COST = 2.7  # instructions of a difference entry / a dense word, measured on the Cortex-M7
                   # (benchmarks/models/bconv_16x16x64_3x3x64_similar: ~46 vs ~17)
-# The same on a CPU whose dense kernel is vectorized over channels (forms.channels_inner),
+# The same on a CPU whose dense kernel is vectorized over channels (edgert.ops.forms.channels_inner),
 # measured on the Cortex-A72 under qemu-aarch64 on the same layer: about 56 instructions an
 # entry against 2.1 a dense word (614,890 instructions dense, 2,478,143 with bound 3). There
 # reuse pays only for nearly identical filters.
@@ -73,29 +73,6 @@ def _cover(nz: np.ndarray, bound: int) -> list[int]:
         centers.append(s)
         uncovered &= ~within[s]
     return centers
-
-
-def entries(w: np.ndarray, center_of: np.ndarray, bound: int) -> dict[str, np.ndarray]:
-    """Per non-center channel (in channel order), ``bound`` difference entries: the word's
-    tap (ky, kx) and index j, the mask D and pattern E = w_center & D; unused entries have
-    D = E = 0, which adds nothing."""
-    cout, kh, kw, nw = w.shape
-    others = [c for c in range(cout) if center_of[c] != c]
-    out = {k: np.zeros((len(others), max(bound, 1)), dtype=np.int32) for k in ("ky", "kx", "j", "d", "e")}
-    u = w.view(np.uint32)
-    for i, c in enumerate(others):
-        p = center_of[c]
-        n = 0
-        for ky in range(kh):
-            for kx in range(kw):
-                for j in range(nw):
-                    d = u[c, ky, kx, j] ^ u[p, ky, kx, j]
-                    if d:
-                        out["ky"][i, n], out["kx"][i, n], out["j"][i, n] = ky, kx, j
-                        out["d"][i, n] = np.uint32(d).view(np.int32)
-                        out["e"][i, n] = np.uint32(u[p, ky, kx, j] & d).view(np.int32)
-                        n += 1
-    return out
 
 
 def run(g: Graph, entry_cost: float = ENTRY_COST) -> dict[str, dict]:

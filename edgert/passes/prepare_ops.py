@@ -3,7 +3,7 @@ the quantization parameters, on the host: the firmware never sees a float scale.
 from __future__ import annotations
 
 from edgert.ir import Graph
-from edgert.kernels import REGISTRY
+from edgert.ops import REGISTRY
 
 
 def run(g: Graph) -> Graph:

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgert.ir import DType, Graph, Op, QuantParams, Tensor
-from edgert.kernels import conv
-from edgert.kernels.fixedpoint import wrap32
+from edgert.ops import conv
+from edgert.ops.fixedpoint import wrap32
 
 _LAYERS = ("conv2d", "fully_connected")
 

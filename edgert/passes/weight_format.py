@@ -1,6 +1,6 @@
 """Choose how each int8 layer's weights are stored and read: dense (int8, or the smallest exact
-format: int4 or a codebook; edgert.kernels.packing), or sparse (each output channel's nonzero
-weights with their input offsets; edgert.kernels.sparsity). Sets op.attrs["packing"] and
+format: int4 or a codebook; edgert.ops.packing), or sparse (each output channel's nonzero
+weights with their input offsets; edgert.ops.sparsity). Sets op.attrs["packing"] and
 op.attrs["sparse"]; returns one report row per layer. A sparse convolution with padding gets an
 explicit ``pad`` op on its input (its kernel then reads no out-of-bounds tap), which the arena
 plans like any tensor.
@@ -14,9 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgert.codegen import forms
 from edgert.ir import DType, Graph, Op, Tensor
-from edgert.kernels import REGISTRY, packing, sparsity
+from edgert.ops import REGISTRY, forms, packing, sparsity
 
 #: Modes of ``run``: "auto" (the target's choice: see Costs.pack; sparse where it pays),
 #: "dense" (smallest exact format, never sparse), "int8" (weights as the model stores them;
@@ -30,7 +29,7 @@ class Costs:
 
     ``dense``: per MAC of a dense kernel, keyed by weight format ("int8", "int4", "codebook")
     where every format is a choice (``pack``), else by loop form ("fully_connected",
-    "channels_inner", "conv2d": a dot product per output; see codegen.forms). ``sparse``: per
+    "channels_inner", "conv2d": a dot product per output; see edgert.ops.forms). ``sparse``: per
     stored entry of an int8 sparse kernel. ``pad``: per byte of an explicitly padded input.
     ``pack``: "auto" stores dense weights in their smallest exact format where that saves
     MIN_PACK_SAVING bytes (flash-bound targets); otherwise in int8, which the vectorized kernels

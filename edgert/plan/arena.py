@@ -3,7 +3,7 @@
 Lifetimes come from the execution order: a tensor written by op i and last read by op j is
 live over [i, j] (graph inputs from -1, graph outputs to the end). Tensors whose lifetimes
 intersect never share bytes, except that an in-place op's output takes over its first
-input's bytes when that input dies at the op (edgert.kernels.IN_PLACE). Placement is greedy
+input's bytes when that input dies at the op (edgert.ops.IN_PLACE). Placement is greedy
 by size, largest first, each at the lowest aligned offset free over its whole lifetime, the
 strategy of TFLite Micro's GreedyMemoryPlanner.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from edgert.ir import Graph
-from edgert.kernels import IN_PLACE
+from edgert.ops import IN_PLACE
 
 ALIGN = 16  # bytes; word-aligned for every target and cache-line friendly on Cortex-M7
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from edgert.errors import UnsupportedError
 from edgert.ir import Graph, Op
-from edgert.kernels.common import where
+from edgert.ops.common import where
 
 TO_NCHW = (0, 3, 1, 2)
 OPSET = 17

@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from edgert.errors import UserError, ValidationFailed
-from edgert.kernels import REGISTRY, binary
+from edgert.ops import BINARY_KINDS
 from edgert.report import format_table
 
 REFERENCES = ("auto", "tflm", "edgert")
@@ -33,9 +33,6 @@ def resolve_reference(build, name: str) -> str:
     kinds = set(build.meta.get("op_kinds", ()))
     tflite = str(build.meta.get("model_file", "")).endswith(".tflite")
     return "edgert" if kinds & BINARY_KINDS or not tflite else "tflm"
-
-
-BINARY_KINDS = frozenset(kind for kind, family in REGISTRY.items() if family is binary)
 
 
 @dataclass(frozen=True)
@@ -62,7 +59,7 @@ def reference_runner(build, name: str) -> Callable[[list[np.ndarray]], list[np.n
         return lambda xs: run_tflm(model, xs)
     if name == "edgert":
         from edgert import api
-        from edgert.kernels import reference
+        from edgert.ops import reference
 
         g = api.compile_model(build.model_path).graph
         return lambda xs: [v for k, v in reference.run(g, xs).items() if k in g.outputs]

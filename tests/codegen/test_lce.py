@@ -18,7 +18,7 @@ from converters._tflite_schema import schema as fb
 from edgert import api
 from edgert.cli import main
 from edgert.errors import UnsupportedError
-from edgert.kernels import binary, reference
+from edgert.ops import binary, reference
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "lce"
 CASES = sorted(p.stem for p in FIXTURES.glob("*.tflite"))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edgert import api
-from edgert.kernels import packing, sparsity
+from edgert.ops import packing, sparsity
 from edgert.passes import weight_format
 from edgert.validate.tflm_ref import run_tflm
 from tests.support.tflite_builder import ModelBuilder

@@ -12,7 +12,7 @@ import pytest
 
 from edgert import api
 from edgert.cli import main
-from edgert.kernels import reference
+from edgert.ops import reference
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "train_bnn.py"
 

@@ -19,7 +19,7 @@ import pytest
 from edgert import api, bench
 from edgert.cli import main
 from edgert.device.board import connect
-from edgert.kernels import reference
+from edgert.ops import reference
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow

@@ -9,7 +9,7 @@ import pytest
 from edgert import api
 from edgert.cli import main
 from edgert.device.board import connect
-from edgert.kernels import reference
+from edgert.ops import reference
 from edgert.validate.dataset import random_inputs
 from edgert.validate.tflm_ref import run_tflm
 

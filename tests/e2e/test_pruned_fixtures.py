@@ -11,7 +11,7 @@ import pytest
 from edgert import api
 from edgert.device.board import connect
 from edgert.errors import UnsupportedError
-from edgert.kernels import reference
+from edgert.ops import reference
 from edgert.validate.tflm_ref import run_tflm
 from tests.conftest import REPO
 

@@ -9,7 +9,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edgert import api
 from edgert.errors import ModelFormatError, UnsupportedError
-from edgert.kernels import reference
+from edgert.ops import reference
 
 
 def _model(tmp_path, nodes, inits, k=40, m=24, in_shape=None, name="m.onnx"):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgert.kernels import fixedpoint as fp
+from edgert.ops import fixedpoint as fp
 
 
 def test_quantize_multiplier():

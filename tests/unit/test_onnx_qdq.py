@@ -13,7 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edgert import api
 from edgert.errors import UnsupportedError
-from edgert.kernels import reference
+from edgert.ops import reference
 
 ort = pytest.importorskip("onnxruntime")
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static  # noqa: E402

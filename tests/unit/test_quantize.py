@@ -8,7 +8,7 @@ import pytest
 from edgert import api
 from edgert.cli import main
 from edgert.errors import UnsupportedError, UserError
-from edgert.kernels import reference
+from edgert.ops import reference
 from edgert.quantize import ir_to_onnx, lowbit, onnx_ptq, quantize, search
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edgert import api
-from edgert.kernels import reference
+from edgert.ops import reference
 from edgert.validate.tflm_ref import TflmReference
 from tests.conftest import MLPERF_INT8
 

@@ -1,11 +1,17 @@
 """RESHAPE, PAD and CONCATENATION: data movement, no arithmetic."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from edgert.ir import DType, Graph, Op
 
 from .common import fail, require_per_tensor
+
+if TYPE_CHECKING:  # annotations only: TVM is imported inside the lowering functions
+    from tvm import te
+    from edgert.codegen.kernel import KernelCtx
 
 I8, F32 = DType.I8, DType.F32
 
@@ -57,3 +63,67 @@ def ref(op: Op, g: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
     if op.kind == "pad":
         return [np.pad(inputs[0], op.attrs["pads"], constant_values=op.attrs["value"]).astype(y.dtype.np)]
     return [np.concatenate(inputs, axis=op.attrs["axis"]).astype(y.dtype.np)]
+
+
+# --------------------------------------------------------------------------- lowering (TVM TE)
+
+
+def lower_reshape(c: KernelCtx) -> te.Tensor:
+    from tvm import te
+
+    op, g = c.op, c.g
+    y = g.tensor(op.outputs[0])
+    X = c.act(op.inputs[0], y.shape or (1,))
+    return te.compute(y.shape or (1,), lambda *i: X(*i), name="out")
+
+
+def lower_transpose(c: KernelCtx) -> te.Tensor:
+    from tvm import te
+
+    op, g = c.op, c.g
+    y = g.tensor(op.outputs[0])
+    X = c.act(op.inputs[0])
+    perm = op.attrs["perm"]
+    inv = [perm.index(d) for d in range(len(perm))]  # output axis that holds input axis d
+    return te.compute(y.shape, lambda *i: X[tuple(i[inv[d]] for d in range(len(perm)))], name="out")
+
+
+def lower_pad(c: KernelCtx) -> te.Tensor:
+    from tvm import te, tirx
+
+    op, g = c.op, c.g
+    x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
+    X = c.act(op.inputs[0])
+    pads = op.attrs["pads"]
+    value = tirx.const(op.attrs["value"], y.dtype.np_name)
+
+    def f(*i):
+        src = [v - p[0] for v, p in zip(i, pads)]
+        inside = tirx.all(*[tirx.all(s >= 0, s < d) for s, d in zip(src, x.shape)])
+        return tirx.if_then_else(inside, X[tuple(src)], value)
+
+    return te.compute(y.shape, f, name="out")
+
+
+def lower_concat(c: KernelCtx) -> te.Tensor:
+    from tvm import te, tirx
+
+    op, g = c.op, c.g
+    y = g.tensor(op.outputs[0])
+    axis = op.attrs["axis"]
+    parts = [(c.act(n), g.tensor(n).shape[axis]) for n in op.inputs]
+
+    def f(*i):
+        starts, s = [], 0
+        for _, d in parts:
+            starts.append(s)
+            s += d
+        expr = None
+        for (P, d), s0 in reversed(list(zip(parts, starts))):
+            idx = list(i)
+            idx[axis] = i[axis] - s0
+            v = P[tuple(idx)]
+            expr = v if expr is None else tirx.if_then_else(i[axis] < s0 + d, v, expr)
+        return expr
+
+    return te.compute(y.shape, f, name="out")

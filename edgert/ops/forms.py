@@ -1,12 +1,12 @@
-"""The loop form a kernel takes on a SIMD CPU (no TVM import: passes.weight_format's cost
-estimate reads it before lowering)."""
+"""The loop form a kernel takes on a SIMD CPU: read by edgert.codegen.schedule, and by
+passes.weight_format's cost estimate before anything is lowered (no TVM import)."""
 from __future__ import annotations
 
 from edgert.ir import Graph, Op
 
 
 def channels_inner(g: Graph, op: Op) -> bool:
-    """Whether a SIMD CPU computes ``op`` with output channels innermost (lower._schedule) rather
+    """Whether a SIMD CPU computes ``op`` with output channels innermost (edgert.codegen.schedule) rather
     than as one dot product per output: depthwise convolutions, convolutions over few input
     channels, 1x1 convolutions, and convolutions to 64 channels or more. Measured per layer
     under qemu-aarch64 (instructions, channels-innermost vs dot product): KWS's first

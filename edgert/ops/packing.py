@@ -10,7 +10,7 @@ same outputs in every format. Formats:
 * ``codebook``: each weight a k-bit index (k = 2 or 4) into a table of at most 2**k int8
   values; one table per group of ``group`` consecutive output channels (the whole layer when
   ``group`` equals the channel count). Indices are packed 8/k per byte, low bits first.
-* sparse (edgert.kernels.sparsity): the nonzero weights of each output channel, in one of the
+* sparse (edgert.ops.sparsity): the nonzero weights of each output channel, in one of the
   formats above, with their positions.
 """
 from __future__ import annotations

@@ -2,12 +2,18 @@
 shift, then summed and requantized; int8 mul: one multiplier for s1*s2/so) and float32."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from edgert.ir import DType, Graph, Op
 
 from . import fixedpoint as fp
 from .common import activation_range, clamp_int8, fail, require_dtypes, require_per_tensor
+
+if TYPE_CHECKING:  # annotations only: TVM is imported inside the lowering functions
+    from tvm import te
+    from edgert.codegen.kernel import KernelCtx
 
 I8, F32 = DType.I8, DType.F32
 ADD_LEFT_SHIFT = 20  # TFLM's left_shift for int8 ADD
@@ -70,3 +76,45 @@ def ref(op: Op, g: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
     else:
         raw = fp.multiply_by_quantized_multiplier(va * vb, at["mult"], at["shift"])
     return [clamp_int8(raw + at["out_zp"], at["act_min"], at["act_max"]).reshape(y.shape)]
+
+
+# --------------------------------------------------------------------------- lowering (TVM TE)
+
+
+def lower_elementwise(c: KernelCtx) -> te.Tensor:
+    from tvm import te
+    from edgert.codegen import te_fixedpoint as fx
+    from edgert.codegen.kernel import broadcast_index
+
+    op, g = c.op, c.g
+    ta, tb, y = g.tensor(op.inputs[0]), g.tensor(op.inputs[1]), g.tensor(op.outputs[0])
+    A, B = c.act(op.inputs[0]), c.act(op.inputs[1])
+    a = op.attrs
+    dt = y.dtype.np_name
+
+    def ld(T, t, i):
+        return T[tuple(broadcast_index(t.shape, y.shape, i))]
+
+    if y.dtype is DType.F32:
+        f = (lambda *i: ld(A, ta, i) + ld(B, tb, i)) if op.kind == "add" else (lambda *i: ld(A, ta, i) * ld(B, tb, i))
+        return te.compute(y.shape or (1,), lambda *i: fx.clamp(f(*i), a["act_min"], a["act_max"], dt), name="out")
+
+    za, zb = a["in_zp"]
+
+    shape = y.shape or (1,)
+
+    def scaled(T, t, zp, k):
+        # Each rescaled input is a stage of its own ("keep_": a scalar in the loop), so the
+        # nested fixed-point formulas stay linear in size instead of multiplying out.
+        return te.compute(shape, lambda *i: fx.multiply_by_quantized_multiplier(
+            (ld(T, t, i).astype("int32") - zp) << ADD_LEFT_SHIFT, a["in_mult"][k], a["in_shift"][k]), name=f"keep_in{k}")
+
+    if op.kind == "add":
+        sa, sb = scaled(A, ta, za, 0), scaled(B, tb, zb, 1)
+        total = te.compute(shape, lambda *i: sa(*i) + sb(*i), name="keep_sum")
+    else:
+        total = te.compute(shape, lambda *i: (ld(A, ta, i).astype("int32") - za) * (ld(B, tb, i).astype("int32") - zb),
+                           name="keep_prod")
+    raw = te.compute(shape, lambda *i: fx.multiply_by_quantized_multiplier(total(*i), a["mult"], a["shift"]) + a["out_zp"],
+                     name="keep_raw")
+    return te.compute(shape, lambda *i: fx.clamp(raw(*i), a["act_min"], a["act_max"], dt), name="out")

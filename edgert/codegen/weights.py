@@ -1,4 +1,4 @@
-"""Weight reads inside the TE kernels, for every format of edgert.kernels.packing: the kernel
+"""Weight reads inside the TE kernels, for every format of edgert.ops.packing: the kernel
 indexes the logical weights; int4 and codebook weights are decoded where they are read
 (shifts, masks and a table load), never expanded into RAM."""
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 from tvm import te, tirx
 
-from edgert.kernels import packing
-from edgert.kernels.packing import Packing
+from edgert.ops import packing
+from edgert.ops.packing import Packing
 
 I32 = "int32"
 
@@ -16,7 +16,7 @@ def reader(c, data: np.ndarray, p: Packing, chan_axis: int, name: str):
     """A function of the logical index (one expression per axis of ``data``, row-major as
     stored) that returns the weight: the stored element for int8 (and float) weights, an
     int32 for decoded ones; callers cast to their accumulator type. ``c`` is the kernel's
-    lower._Ctx; ``name`` names the flash array (a tensor name keeps the model's own constant)."""
+    KernelCtx (edgert.codegen.kernel); ``name`` names the flash array (a tensor name keeps the model's own constant)."""
     if p.kind == "int8":
         W = c.const(name, np.ascontiguousarray(data))
         return lambda *i: W[i]
@@ -29,7 +29,7 @@ def reader(c, data: np.ndarray, p: Packing, chan_axis: int, name: str):
 
     def read(*i):
         # floordiv/floormod rather than shift/and: TVM's simplifier then resolves the bit
-        # position to a constant in each copy of an unrolled loop (lower._schedule)
+        # position to a constant in each copy of an unrolled loop (edgert.codegen.schedule)
         flat = sum(v * s for v, s in zip(i, strides))
         byte, at = P[tirx.floordiv(flat, per)], tirx.floormod(flat, per) * p.bits
         if T is None:  # int4 (a signed byte): the nibble to the top, then an arithmetic shift down
@@ -41,10 +41,10 @@ def reader(c, data: np.ndarray, p: Packing, chan_axis: int, name: str):
 
 
 def sparse_terms(c, op):
-    """For a sparse layer (op.attrs["sparse"], edgert.kernels.sparsity): the reduction axis
+    """For a sparse layer (op.attrs["sparse"], edgert.ops.sparsity): the reduction axis
     over each channel's entries, and functions of the output channel giving the entry's
     weight (int32 or the stored int8) and its input offset (int32)."""
-    from edgert.kernels import sparsity
+    from edgert.ops import sparsity
 
     s = op.attrs["sparse"]
     pos, val = sparsity.encode(c.g.tensor(op.inputs[1]).data, s)

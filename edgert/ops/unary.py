@@ -4,11 +4,16 @@ A Sign that feeds a binary layer is replaced by edgert.passes.binarize; one that
 computed as written."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from edgert.ir import DType, Graph, Op
 
 from .common import require_dtypes
+
+if TYPE_CHECKING:  # annotations only: TVM is imported inside the lowering functions
+    from tvm import te
 
 F32 = DType.F32
 
@@ -30,3 +35,20 @@ def ref(op: Op, g: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
     if op.kind == "sign":
         return [np.sign(x).astype(np.float32)]
     return [np.maximum(x, np.float32(0)).astype(np.float32)]
+
+
+# --------------------------------------------------------------------------- lowering (TVM TE)
+
+
+def lower_unary(c) -> te.Tensor:
+    """sign (ONNX: 0 stays 0) and relu, float32."""
+    from tvm import te, tirx
+
+    op, g = c.op, c.g
+    y = g.tensor(op.outputs[0])
+    X = c.act(op.inputs[0])
+    zero, one = tirx.const(0.0, "float32"), tirx.const(1.0, "float32")
+    if op.kind == "relu":
+        return te.compute(y.shape, lambda *i: tirx.max(X(*i), zero), name="out")
+    return te.compute(y.shape, lambda *i: tirx.Select(X(*i) > zero, one,
+                                                      tirx.Select(X(*i) < zero, -one, zero)), name="out")

@@ -7,7 +7,7 @@ longest one (``width`` entries: the kernel's loops have constant bounds); a padd
 weight 0 at offset 0, which adds exactly nothing. A sparse convolution reads no padding:
 edgert.passes.weight_format gives it an explicitly padded input, so every offset is in bounds.
 
-The values go through a weight format of edgert.kernels.packing like dense weights do.
+The values go through a weight format of edgert.ops.packing like dense weights do.
 """
 from __future__ import annotations
 

@@ -1,12 +1,18 @@
 """AVERAGE_POOL_2D, MAX_POOL_2D and MEAN (TFLM reference semantics, int8 and float32)."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from edgert.ir import DType, Graph, Op
 
 from . import fixedpoint as fp
 from .common import activation_range, clamp_int8, fail, require_dtypes, require_per_tensor
+
+if TYPE_CHECKING:  # annotations only: TVM is imported inside the lowering functions
+    from tvm import te
+    from edgert.codegen.kernel import KernelCtx
 
 I8, F32 = DType.I8, DType.F32
 
@@ -93,3 +99,93 @@ def _mean(op: Op, dtype: DType, xv: np.ndarray) -> np.ndarray:
     shifted = xv.astype(np.int64).sum(axis=axes) - a["in_zp"] * n
     out = fp.multiply_by_quantized_multiplier(fp.wrap32(shifted), a["mult"], a["shift"]) + a["out_zp"]
     return clamp_int8(out)
+
+
+# --------------------------------------------------------------------------- lowering (TVM TE)
+
+
+def lower_pool(c: KernelCtx) -> te.Tensor:
+    from tvm import te, tirx
+    from edgert.codegen import te_fixedpoint as fx
+    from edgert.codegen.kernel import in_bounds
+
+    op, g = c.op, c.g
+    x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
+    _, h, wd, _ = x.shape
+    (fh, fw), (sh, sw), (pt, pl) = op.attrs["filter"], op.attrs["stride"], op.attrs["pad"]
+    X = c.act(op.inputs[0])
+    a = op.attrs
+    ry = te.reduce_axis((0, fh), name="ry")
+    rx = te.reduce_axis((0, fw), name="rx")
+    dt = x.dtype.np_name
+    is_int = x.dtype is DType.I8
+
+    def tap(b, oy, ox, ch, fill):
+        iy, ix = oy * sh + ry - pt, ox * sw + rx - pl
+        return tirx.if_then_else(in_bounds(iy, ix, h, wd), X[b, iy, ix, ch], fill)
+
+    if op.kind == "max_pool2d":
+        lowest = tirx.const(-128, dt) if is_int else tirx.const(-3.4028234663852886e38, dt)
+        red = te.compute(y.shape, lambda b, oy, ox, ch: te.max(tap(b, oy, ox, ch, lowest), axis=[ry, rx]), name="acc")
+        return te.compute(y.shape, lambda *i: fx.clamp(red(*i), a["act_min"], a["act_max"], dt), name="out")
+
+    acc_t = "int32" if is_int else "float32"
+    red = te.compute(
+        y.shape,
+        lambda b, oy, ox, ch: te.sum(tap(b, oy, ox, ch, tirx.const(0, dt)).astype(acc_t), axis=[ry, rx]),
+        name="acc",
+    )
+
+    def count(oy, ox):
+        y0, x0 = oy * sh - pt, ox * sw - pl
+        ch_ = tirx.min(y0 + fh, h) - tirx.max(y0, 0)
+        cw_ = tirx.min(x0 + fw, wd) - tirx.max(x0, 0)
+        return ch_ * cw_
+
+    def avg(b, oy, ox, ch):
+        s, cnt = red[b, oy, ox, ch], count(oy, ox)
+        if not is_int:
+            return fx.clamp(s / cnt.astype("float32"), a["act_min"], a["act_max"], dt)
+        half = tirx.truncdiv(cnt, 2)
+        r = tirx.Select(s > 0, tirx.truncdiv(s + half, cnt), tirx.truncdiv(s - half, cnt))
+        return fx.clamp(r, a["act_min"], a["act_max"], dt)
+
+    return te.compute(y.shape, avg, name="out")
+
+
+def lower_mean(c: KernelCtx) -> te.Tensor:
+    from tvm import te, tirx
+    from edgert.codegen import te_fixedpoint as fx
+    from edgert.codegen.kernel import reshape_view
+
+    op, g = c.op, c.g
+    x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
+    axes = op.attrs["axes"]
+    keep = [d for d in range(len(x.shape)) if d not in axes]
+    X = c.act(op.inputs[0])
+    red_axes = [te.reduce_axis((0, x.shape[d]), name=f"r{d}") for d in axes]
+    kept_shape = tuple(x.shape[d] for d in keep) or (1,)
+    is_int = x.dtype is DType.I8
+    acc_t = "int32" if is_int else "float32"
+
+    def index(kept, reds):
+        idx, ki, ri = [], iter(kept), iter(reds)
+        for d in range(len(x.shape)):
+            idx.append(next(ri) if d in axes else next(ki))
+        return idx
+
+    def body(*kept):
+        kept = kept if keep else ()
+        return te.sum(X[tuple(index(kept, red_axes))].astype(acc_t), axis=red_axes)
+
+    acc = te.compute(kept_shape, body, name="acc")
+    a = op.attrs
+    n = a["count"]
+    if is_int:
+        f = lambda *i: fx.clamp(
+            fx.multiply_by_quantized_multiplier(acc(*i) - a["in_zp"] * n, a["mult"], a["shift"]) + a["out_zp"],
+            -128, 127, "int8")
+    else:
+        f = lambda *i: acc(*i) / tirx.const(float(n), "float32")
+    out = te.compute(kept_shape, f, name="out")
+    return out if tuple(y.shape) == kept_shape else reshape_view(out, y.shape)

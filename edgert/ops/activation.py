@@ -10,6 +10,8 @@ time into a table:
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import math
 
 import numpy as np
@@ -18,6 +20,10 @@ from edgert.ir import DType, Graph, Op
 
 from . import fixedpoint as fp
 from .common import INT8_MIN, clamp_int8, fail, require_dtypes, require_per_tensor
+
+if TYPE_CHECKING:  # annotations only: TVM is imported inside the lowering functions
+    from tvm import te
+    from edgert.codegen.kernel import KernelCtx
 
 I8, F32 = DType.I8, DType.F32
 SCALED_DIFF_INTEGER_BITS = 5  # softmax input integer bits (kScaledDiffIntegerBits)
@@ -110,3 +116,75 @@ def ref(op: Op, g: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
     if op.kind == "logistic":
         return [op.attrs["table"][xv.astype(np.int64) + 128]]
     return [softmax_int8_rows(xv, op.attrs["exp_table"])]
+
+
+# --------------------------------------------------------------------------- lowering (TVM TE)
+
+
+def lower_logistic(c: KernelCtx) -> te.Tensor:
+    from tvm import te, tirx
+
+    op, g = c.op, c.g
+    y = g.tensor(op.outputs[0])
+    X = c.act(op.inputs[0])
+    if y.dtype is DType.F32:
+        one = tirx.const(1.0, "float32")
+        return te.compute(y.shape, lambda *i: one / (one + te.exp(-X(*i))), name="out")
+    T = c.const("table", op.attrs["table"])
+    return te.compute(y.shape, lambda *i: T[X(*i).astype("int32") + 128], name="out")
+
+
+def _stage(rows: int, make, prev: te.Tensor, name: str) -> te.Tensor:
+    """A per-row stage computed from the previous one (``make(prev)`` returns the fcompute)."""
+    from tvm import te
+
+    return te.compute((rows,), make(prev), name=name)
+
+
+def lower_softmax(c: KernelCtx) -> te.Tensor:
+    from tvm import te, tirx
+    from edgert.codegen import te_fixedpoint as fx
+    from edgert.codegen.kernel import reshape_view
+
+    op, g = c.op, c.g
+    x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
+    depth = x.shape[-1]
+    rows = x.size // depth
+    X = c.act(op.inputs[0], (rows, depth))
+    k = te.reduce_axis((0, depth), name="k")
+    if x.dtype is DType.F32:
+        beta = tirx.const(op.attrs["beta"], "float32")
+        mx = te.compute((rows,), lambda r: te.max(X[r, k], axis=k), name="mx")
+        k2 = te.reduce_axis((0, depth), name="k2")
+        tot = te.compute((rows,), lambda r: te.sum(te.exp((X[r, k2] - mx[r]) * beta), axis=k2), name="tot")
+        out = te.compute((rows, depth), lambda r, j: te.exp((X[r, j] - mx[r]) * beta) / tot[r], name="out")
+        return out if tuple(y.shape) == (rows, depth) else reshape_view(out, y.shape)
+    T = c.const("exp_table", op.attrs["exp_table"])
+    mx = te.compute((rows,), lambda r: te.max(X[r, k], axis=k), name="mx")
+    k2 = te.reduce_axis((0, depth), name="k2")
+
+    def e(r, j):
+        return T[mx[r].astype("int32") - X[r, j].astype("int32")]
+
+    tot = te.compute((rows,), lambda r: te.sum(fx.rounding_divide_by_pot(e(r, k2), ACCUM_INTEGER_BITS), axis=k2), name="tot")
+    headroom = te.compute((rows,), lambda r: fx.clz32(tot[r]), name="headroom")
+    hd = te.compute(
+        (rows,),
+        lambda r: fx.reciprocal_half_denominator(
+            ((tot[r].astype("uint32") << headroom[r].astype("uint32")) - tirx.const(1 << 31, "uint32")).astype("int32")),
+        name="keep_hd",
+    )
+    x = te.compute((rows,), lambda r: fx.reciprocal_initial(hd[r]), name="keep_nr0")
+    for step in range(fx.RECIPROCAL_STEPS):
+        x = _stage(rows, lambda prev: (lambda r: fx.reciprocal_newton_step(hd[r], prev[r])), x, f"keep_nr{step + 1}")
+    recip = _stage(rows, lambda prev: (lambda r: fx.reciprocal_final(prev[r])), x, "keep_recip")
+
+    def unsat_f(r, j):
+        shift = tirx.const(ACCUM_INTEGER_BITS + 31 - 8, "int32") - headroom[r]
+        return fx.rounding_divide_by_pot(fx.srdhm(recip[r], e(r, j)), shift) - 128
+
+    # A stage of its own: TVM's bound analysis of the inlined expression (it cannot see that
+    # the shift is at most 23) wrongly drops the upper clamp, and TFLM's value can be 128.
+    unsat = te.compute((rows, depth), unsat_f, name="keep_unsat")
+    out = te.compute((rows, depth), lambda r, j: fx.clamp(unsat[r, j], -128, 127, "int8"), name="out")
+    return out if tuple(y.shape) == (rows, depth) else reshape_view(out, y.shape)

@@ -23,12 +23,17 @@ instead, the float graph's own arithmetic: y = float32(K - 2 * acc) * alpha + be
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from edgert.ir import DType, Graph, Op
 
 from .common import fail, require_per_tensor
 from .fixedpoint import INT32_MAX, INT32_MIN
+
+if TYPE_CHECKING:  # annotations only: TVM is imported inside the lowering functions
+    from tvm import te
 
 I8, I32, F32 = DType.I8, DType.I32, DType.F32
 WORD = 32
@@ -271,3 +276,250 @@ def _bmaxpool_ref(op: Op, g: Graph, xv: np.ndarray) -> np.ndarray:
             vals = u[:, np.clip(iy, 0, h - 1)][:, :, np.clip(ix, 0, wd - 1)]
             out &= np.where(inside[None, :, :, None], vals, np.uint32(0xFFFFFFFF))  # outside: excluded
     return out.view(np.int32)
+
+
+def mst_entries(w: np.ndarray, center_of: np.ndarray, bound: int) -> dict[str, np.ndarray]:
+    """Per non-center channel (in channel order), ``bound`` difference mst_entries: the word's
+    tap (ky, kx) and index j, the mask D and pattern E = w_center & D; unused mst_entries have
+    D = E = 0, which adds nothing."""
+    cout, kh, kw, nw = w.shape
+    others = [c for c in range(cout) if center_of[c] != c]
+    out = {k: np.zeros((len(others), max(bound, 1)), dtype=np.int32) for k in ("ky", "kx", "j", "d", "e")}
+    u = w.view(np.uint32)
+    for i, c in enumerate(others):
+        p = center_of[c]
+        n = 0
+        for ky in range(kh):
+            for kx in range(kw):
+                for j in range(nw):
+                    d = u[c, ky, kx, j] ^ u[p, ky, kx, j]
+                    if d:
+                        out["ky"][i, n], out["kx"][i, n], out["j"][i, n] = ky, kx, j
+                        out["d"][i, n] = np.uint32(d).view(np.int32)
+                        out["e"][i, n] = np.uint32(u[p, ky, kx, j] & d).view(np.int32)
+                        n += 1
+    return out
+
+
+# --------------------------------------------------------------------------- lowering (TVM TE)
+
+
+def _or_words(shape, channels: int, negative, name: str) -> te.Tensor:
+    """Pack: word [..., j] has bit b set where ``negative(..., 32 j + b)``; bits past
+    ``channels`` stay 0. The bits are disjoint, so their sum is their OR."""
+    from tvm import te, tirx
+
+    b = te.reduce_axis((0, WORD), name="bit")
+
+    def word(*i):
+        c = i[-1] * WORD + b
+        bit = tirx.if_then_else(tirx.all(c < channels, negative(*i[:-1], c)),
+                                tirx.const(1, "uint32") << b.astype("uint32"), tirx.const(0, "uint32"))
+        return te.sum(bit, axis=b)
+
+    packed = te.compute(shape, word, name=f"{name}_bits")
+    return te.compute(shape, lambda *i: tirx.reinterpret("int32", packed(*i)), name=name)
+
+
+def lower_lce_quantize(c) -> te.Tensor:
+    from tvm import te, tirx
+
+    op, g = c.op, c.g
+    x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
+    X = c.act(op.inputs[0])
+    channels = op.attrs["channels"]
+    if x.dtype is DType.F32:
+        negative = lambda *i: X(*i) < tirx.const(0.0, "float32")
+    else:
+        zp = op.attrs["in_zp"]
+        negative = lambda *i: X(*i).astype("int32") < zp
+    return _or_words(y.shape, channels, negative, "out")
+
+
+def lower_lce_dequantize(c) -> te.Tensor:
+    from tvm import te, tirx
+
+    op, g = c.op, c.g
+    y = g.tensor(op.outputs[0])
+    X = c.act(op.inputs[0])
+    a = op.attrs
+    dt = y.dtype.np_name
+    plus, minus = tirx.const(a["plus"], dt), tirx.const(a["minus"], dt)
+
+    def f(*i):
+        word = tirx.reinterpret("uint32", X(*i[:-1], i[-1] // WORD))
+        bit = (word >> (i[-1] % WORD).astype("uint32")) & tirx.const(1, "uint32")
+        return tirx.Select(bit != tirx.const(0, "uint32"), minus, plus)
+
+    return te.compute(y.shape, f, name="out")
+
+
+def _window_popcount(c, X, F):
+    """acc(b, oy, ox, o) = the XOR-popcount of filter o of F ([o, kh, kw, words]) over its
+    window of X, out-of-bounds taps as the op's padding says (edgert.ops.binary)."""
+    from tvm import te, tirx
+    from edgert.codegen.kernel import in_bounds
+
+    op, g = c.op, c.g
+    a = op.attrs
+    _, h, wd, nw = g.tensor(op.inputs[0]).shape
+    _, kh, kw, _ = g.tensor(op.inputs[1]).shape
+    (sh, sw), (dh, dw), (pt, pl) = a["stride"], a["dilation"], a["pad"]
+    guard = padded(op, g)
+    ry, rx, rj = (te.reduce_axis((0, e), name=nm) for e, nm in ((kh, "ry"), (kw, "rx"), (nw, "rj")))
+    half = a["channels_in"] // 2
+
+    def acc(b, oy, ox, o):
+        iy, ix = oy * sh + ry * dh - pt, ox * sw + rx * dw - pl
+        wv = tirx.reinterpret("uint32", F[o, ry, rx, rj])
+        xv = tirx.reinterpret("uint32", X[b, iy, ix, rj])
+        if not guard:
+            term = tirx.popcount(xv ^ wv).astype("int32")
+        elif a["zero_padding"]:  # an outside tap counts floor(Cin/2) once: 0 in K - 2 acc
+            term = tirx.if_then_else(in_bounds(iy, ix, h, wd), tirx.popcount(xv ^ wv).astype("int32"),
+                                     tirx.if_then_else(rj == 0, tirx.const(half, "int32"), tirx.const(0, "int32")))
+        else:  # one padding: an outside tap reads the all-+1 word 0
+            term = tirx.if_then_else(in_bounds(iy, ix, h, wd), tirx.popcount(xv ^ wv), tirx.popcount(wv)).astype("int32")
+        return te.sum(term, axis=[ry, rx, rj])
+
+    return acc
+
+
+class _OhwiView:
+    """A (kh, kw, words, cout) filter tensor indexed as (cout, kh, kw, words)."""
+
+    def __init__(self, hwio: te.Tensor):
+        self.hwio = hwio
+
+    def __getitem__(self, index):
+        o, ry, rx, rj = index
+        return self.hwio[ry, rx, rj, o]
+
+
+def lower_bconv(c) -> te.Tensor:
+    from tvm import te, tirx
+    from edgert.codegen.te_fixedpoint import clamp
+
+    op, g = c.op, c.g
+    a = op.attrs
+    y = g.tensor(op.outputs[0])
+    cout = g.tensor(op.inputs[1]).shape[0]
+    acc_shape = (*y.shape[:3], cout)
+    X = c.act(op.inputs[0])
+    if "mst" in a:  # with reuse: the centers' filters only
+        acc = _mst_acc(c, X, acc_shape)
+    elif c.channels_inner:  # filters stored (kh, kw, words, cout): contiguous along the vector of channels
+        w = g.tensor(op.inputs[1]).data
+        acc = te.compute(acc_shape, _window_popcount(c, X, _OhwiView(c.const("f_hwio", w.transpose(1, 2, 3, 0)))),
+                         name="acc")
+    else:
+        acc = te.compute(acc_shape, _window_popcount(c, X, c.act(op.inputs[1])), name="acc")
+    if y.dtype is DType.I32:
+        T = c.act(op.inputs[4])
+        return _or_words(y.shape, cout, lambda b, oy, ox, oc: acc[b, oy, ox, oc] > T[oc], "out")
+
+    M = c.const("m", np.asarray(a["m"], dtype=np.float32))
+    B = c.const("b", np.asarray(a["b"], dtype=np.float32))
+
+    def transform(b, oy, ox, oc):
+        if a.get("transform") == "dot":  # y = (K - 2 acc) * alpha + beta
+            xq = tirx.const(a["k"], "int32") - acc[b, oy, ox, oc] * 2
+        else:
+            xq = clamp(acc[b, oy, ox, oc] * 2, a["clamp_min"], a["clamp_max"], "int32")
+        return c.product(xq.astype("float32"), M[oc]) + B[oc]  # two roundings, as LCE's reference
+
+    if y.dtype is DType.F32:
+        return te.compute(y.shape, transform, name="out")
+
+    def to_int8(*i):
+        r = tirx.round(transform(*i))  # C roundf: half away from zero, as LCE's TfLiteRound
+        r = tirx.max(tirx.min(r, tirx.const(1e9, "float32")), tirx.const(-1e9, "float32"))
+        return clamp(r.astype("int32"), -128, 127, "int8")
+
+    return te.compute(y.shape, to_int8, name="out")
+
+
+def _mst_acc(c, X, shape) -> te.Tensor:
+    """The popcount accumulators with channel reuse (edgert.passes.mst): centers in full,
+    every other channel as its center's accumulator plus sum(|D|) - 2 sum(popcount((x & D) ^ E))
+    over its difference entries. Computed once per output position ("pos_" stages)."""
+    from tvm import te, tirx
+    from edgert.codegen.kernel import in_bounds
+
+    op, g = c.op, c.g
+    a = op.attrs
+    plan = a["mst"]
+    w = g.tensor(op.inputs[1]).data
+    _, h, wd, _ = g.tensor(op.inputs[0]).shape
+    cout = w.shape[0]
+    (sh, sw), (dh, dw), (pt, pl) = a["stride"], a["dilation"], a["pad"]
+    centers = plan["centers"]
+    others = [ch for ch in range(cout) if plan["center_of"][ch] != ch]
+    ent = mst_entries(w, plan["center_of"], plan["bound"])
+    WC = c.const("mst_w", np.ascontiguousarray(w[centers]))
+    KY, KX, J = c.const("mst_ky", ent["ky"]), c.const("mst_kx", ent["kx"]), c.const("mst_j", ent["j"])
+    D, E = c.const("mst_d", ent["d"]), c.const("mst_e", ent["e"])
+    slot = {ch: i for i, ch in enumerate(centers)}
+    slot.update({ch: i for i, ch in enumerate(others)})
+    CIDX = c.const("mst_center", np.array([slot[plan["center_of"][ch]] for ch in others] or [0], np.int32))
+    IS_CENTER = c.const("mst_is_center", np.array([plan["center_of"][ch] == ch for ch in range(cout)], np.int32))
+    SLOT = c.const("mst_slot", np.array([slot[ch] for ch in range(cout)], np.int32))
+    n, oh, ow = shape[:3]
+    guard = padded(op, g)
+    acc_c = te.compute((n, oh, ow, len(centers)), _window_popcount(c, X, WC), name="pos_centers")
+    re = te.reduce_axis((0, ent["d"].shape[1]), name="re")
+    re2 = te.reduce_axis((0, ent["d"].shape[1]), name="re2")
+
+    def delta(b, oy, ox, i):
+        iy, ix = oy * sh + KY[i, re] * dh - pt, ox * sw + KX[i, re] * dw - pl
+        d = tirx.reinterpret("uint32", D[i, re])
+        e = tirx.reinterpret("uint32", E[i, re])
+        xv = tirx.reinterpret("uint32", X[b, iy, ix, J[i, re]])
+        if not guard:
+            term = tirx.popcount((xv & d) ^ e).astype("int32")
+        elif a["zero_padding"]:  # every channel adds the same outside the input: no difference
+            term = tirx.if_then_else(in_bounds(iy, ix, h, wd), tirx.popcount((xv & d) ^ e).astype("int32"),
+                                     tirx.const(0, "int32"))
+        else:                    # one padding: x is the word 0 there
+            term = tirx.popcount(tirx.if_then_else(in_bounds(iy, ix, h, wd), (xv & d) ^ e, e)).astype("int32")
+        return te.sum(term, axis=re)
+    diff = te.compute((n, oh, ow, max(len(others), 1)), delta, name="pos_diffs")
+    # |D| summed over a channel's entries; with zero padding only the entries inside count
+    # it, so there it is added per entry instead.
+    if guard and a["zero_padding"]:
+        cnt = te.compute((n, oh, ow, max(len(others), 1)), lambda b, oy, ox, i: te.sum(tirx.if_then_else(
+            in_bounds(oy * sh + KY[i, re2] * dh - pt, ox * sw + KX[i, re2] * dw - pl, h, wd),
+            tirx.popcount(tirx.reinterpret("uint32", D[i, re2])).astype("int32"), tirx.const(0, "int32")), axis=re2),
+            name="pos_dbits")
+        dbits = lambda b, oy, ox, i: cnt[b, oy, ox, i]
+    else:
+        DB = c.const("mst_dbits", np.array([int(np.unpackbits(ent["d"][i].view(np.uint8)).sum())
+                                            for i in range(ent["d"].shape[0])], np.int32))
+        dbits = lambda b, oy, ox, i: DB[i]
+    return te.compute(shape, lambda b, oy, ox, oc: tirx.if_then_else(
+        IS_CENTER[oc] != 0, acc_c[b, oy, ox, SLOT[oc]],
+        acc_c[b, oy, ox, CIDX[SLOT[oc]]] + dbits(b, oy, ox, SLOT[oc]) - diff[b, oy, ox, SLOT[oc]] * 2), name="acc")
+
+
+def lower_bmaxpool(c) -> te.Tensor:
+    from tvm import te, tirx
+    from edgert.codegen.kernel import in_bounds
+
+    op, g = c.op, c.g
+    a = op.attrs
+    x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
+    _, h, wd, _ = x.shape
+    (fh, fw), (sh, sw), (pt, pl) = a["filter"], a["stride"], a["pad"]
+    X = c.act(op.inputs[0])
+    ry = te.reduce_axis((0, fh), name="ry")
+    rx = te.reduce_axis((0, fw), name="rx")
+    ones = tirx.const(0xFFFFFFFF, "uint32")
+    band = te.comm_reducer(lambda p, q: p & q, lambda t: tirx.const(0xFFFFFFFF, t), name="bit_and")
+
+    def f(b, oy, ox, j):
+        iy, ix = oy * sh + ry - pt, ox * sw + rx - pl
+        v = tirx.if_then_else(in_bounds(iy, ix, h, wd), tirx.reinterpret("uint32", X[b, iy, ix, j]), ones)
+        return band(v, axis=[ry, rx])  # padding positions are left out of the window
+
+    red = te.compute(y.shape, f, name="acc")
+    return te.compute(y.shape, lambda *i: tirx.reinterpret("int32", red(*i)), name="out")

@@ -6,12 +6,19 @@ fully-connected weights [units, in_features].
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from edgert.ir import DType, Graph, Op
 
 from . import fixedpoint as fp
 from .common import activation_range, clamp_int8, fail, require_dtypes, require_per_tensor
+from .packing import INT8
+
+if TYPE_CHECKING:  # annotations only: TVM is imported inside the lowering functions
+    from tvm import te
+    from edgert.codegen.kernel import KernelCtx
 
 I8, I32, F32 = DType.I8, DType.I32, DType.F32
 _INT8 = ((I8, I8, I32, I8), (I8, I8, None, I8))
@@ -168,3 +175,153 @@ def ref(op: Op, g: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
     else:
         out = _requant(fp.wrap32(acc), op)
     return [out.reshape(y.shape)]
+
+
+# --------------------------------------------------------------------------- lowering (TVM TE)
+
+
+def _folded_bias(op: Op, g: Graph, oc: int) -> np.ndarray:
+    """bias - in_zp * sum(w) per output channel: the input zero point leaves the inner loop.
+    Out-of-bounds taps then read the zero point itself, which contributes exactly 0."""
+    w = g.tensor(op.inputs[1]).data.astype(np.int64)
+    b = g.tensor(op.inputs[2]).data.astype(np.int64) if op.inputs[2:] and op.inputs[2] else np.zeros(oc, np.int64)
+    zp = op.attrs["in_zp"]
+    if op.kind == "depthwise_conv2d":
+        wsum = w.sum(axis=(0, 1, 2))
+    else:
+        wsum = w.reshape(w.shape[0], -1).sum(axis=1)
+    folded = b - zp * wsum
+    return ((folded + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)
+
+
+def _requant_out(c: KernelCtx, acc, o, shape, name: str):
+    """The int8 epilogue shared by the conv family: per-channel requantize, offset, clamp."""
+    from tvm import te
+    from edgert.codegen import te_fixedpoint as fx
+
+    a = c.op.attrs
+    mult, shift = a["mult"], a["shift"]
+    if np.all(mult == mult[0]) and np.all(shift == shift[0]):
+        m, s = int(mult[0]), int(shift[0])
+        f = lambda *i: fx.clamp(fx.multiply_by_quantized_multiplier(acc(*i), m, s) + a["out_zp"],
+                                a["act_min"], a["act_max"], "int8")
+    else:
+        M = c.const("mult", mult)
+        S = c.const("shift", shift)
+        f = lambda *i: fx.clamp(fx.multiply_by_quantized_multiplier(acc(*i), M[o(*i)], S[o(*i)]) + a["out_zp"],
+                                a["act_min"], a["act_max"], "int8")
+    return te.compute(shape, f, name=name)
+
+
+def _lower_sparse_conv(c: KernelCtx) -> te.Tensor:
+    """A convolution over each channel's nonzero weights (edgert.ops.sparsity): the input,
+    already padded, read at the window's origin plus each entry's offset."""
+    from tvm import te
+    from edgert.codegen.weights import sparse_terms
+
+    op, g = c.op, c.g
+    x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
+    _, h, wd, cin = x.shape
+    n, oh, ow, oc = y.shape
+    (sh, sw) = op.attrs["stride"]
+    assert tuple(op.attrs["pad"]) == (0, 0), "weight_format pads a sparse convolution's input"
+    X = c.act(op.inputs[0], (n, h * wd * cin))
+    acc_t = "int32" if x.dtype is DType.I8 else "float32"
+    j, value, offset = sparse_terms(c, op)
+    acc = te.compute((n, oh, ow, oc), lambda b, oy, ox, o: te.sum(c.product(
+        X[b, (oy * sh * wd + ox * sw) * cin + offset(o)].astype(acc_t), value(o).astype(acc_t)), axis=j), name="acc")
+    return _epilogue(c, acc, (n, oh, ow, oc), lambda b, oy, ox, o: o, oc)
+
+
+def lower_conv(c: KernelCtx) -> te.Tensor:
+    from tvm import te, tirx
+    from edgert.codegen.kernel import in_bounds
+    from edgert.codegen.weights import reader
+
+    op, g = c.op, c.g
+    if op.attrs.get("sparse") is not None:
+        return _lower_sparse_conv(c)
+    x, w = g.tensor(op.inputs[0]), g.tensor(op.inputs[1])
+    y = g.tensor(op.outputs[0])
+    is_int = x.dtype is DType.I8
+    acc_t = "int32" if is_int else "float32"
+    _, h, wd, cin = x.shape
+    n, oh, ow, oc = y.shape
+    kh, kw = w.shape[1], w.shape[2]
+    (sh, sw), (dh, dw), (pt, pl) = op.attrs["stride"], op.attrs["dilation"], op.attrs["pad"]
+    X = c.act(op.inputs[0])
+    pad_value = op.attrs["in_zp"] if is_int else 0.0
+    needs_guard = pt > 0 or pl > 0 or (oh - 1) * sh + (kh - 1) * dh + 1 - pt > h or (ow - 1) * sw + (kw - 1) * dw + 1 - pl > wd
+    depthwise = op.kind == "depthwise_conv2d"
+    mult = op.attrs.get("depth_multiplier", 1)
+
+    def xin(b, oy, ox, ry, rx, ch):
+        iy, ix = oy * sh + ry * dh - pt, ox * sw + rx * dw - pl
+        v = X[b, iy, ix, ch]
+        if needs_guard:
+            v = tirx.if_then_else(in_bounds(iy, ix, h, wd), v, tirx.const(pad_value, x.dtype.np_name))
+        return v.astype(acc_t)
+
+    ry = te.reduce_axis((0, kh), name="ry")
+    rx = te.reduce_axis((0, kw), name="rx")
+    fmt = op.attrs.get("packing", INT8)  # set by passes.weight_format for int8 layers
+    if depthwise:
+        W = reader(c, w.data, fmt, 3, op.inputs[1])
+        acc = te.compute(
+            (n, oh, ow, oc),
+            lambda b, oy, ox, o: te.sum(c.product(xin(b, oy, ox, ry, rx, o // mult), W(0, ry, rx, o).astype(acc_t)), axis=[ry, rx]),
+            name="acc",
+        )
+    else:
+        rc = te.reduce_axis((0, cin), name="rc")
+        if c.channels_inner:  # weights stored (kh, kw, cin, oc): contiguous along the vector of channels
+            W = reader(c, np.ascontiguousarray(w.data.transpose(1, 2, 3, 0)), fmt, 3, "w_hwio")
+            wt = lambda o, ry, rx, rc: W(ry, rx, rc, o)
+        else:
+            W = reader(c, w.data, fmt, 0, op.inputs[1])
+            wt = lambda o, ry, rx, rc: W(o, ry, rx, rc)
+        acc = te.compute(
+            (n, oh, ow, oc),
+            lambda b, oy, ox, o: te.sum(c.product(xin(b, oy, ox, ry, rx, rc), wt(o, ry, rx, rc).astype(acc_t)), axis=[ry, rx, rc]),
+            name="acc",
+        )
+    return _epilogue(c, acc, (n, oh, ow, oc), lambda b, oy, ox, o: o, oc)
+
+
+def _epilogue(c: KernelCtx, acc: te.Tensor, shape, chan, oc: int) -> te.Tensor:
+    from tvm import te
+    from edgert.codegen import te_fixedpoint as fx
+
+    op, g = c.op, c.g
+    if g.tensor(op.inputs[0]).dtype is DType.I8:
+        B = c.const("bias", _folded_bias(op, g, oc))
+        return _requant_out(c, lambda *i: acc(*i) + B[chan(*i)], chan, shape, "out")
+    has_bias = len(op.inputs) > 2 and op.inputs[2]
+    B = c.act(op.inputs[2]) if has_bias else None
+    a = op.attrs
+    return te.compute(
+        shape,
+        lambda *i: fx.clamp(acc(*i) + B[chan(*i)] if B is not None else acc(*i), a["act_min"], a["act_max"], "float32"),
+        name="out",
+    )
+
+
+def lower_fc(c: KernelCtx) -> te.Tensor:
+    from tvm import te
+    from edgert.codegen.weights import reader, sparse_terms
+
+    op, g = c.op, c.g
+    w = g.tensor(op.inputs[1])
+    units, depth = w.shape
+    rows = g.tensor(op.inputs[0]).size // depth
+    acc_t = "int32" if g.tensor(op.inputs[0]).dtype is DType.I8 else "float32"
+    X = c.act(op.inputs[0], (rows, depth))
+    if op.attrs.get("sparse") is not None:  # each unit's nonzero weights and their input features
+        j, value, offset = sparse_terms(c, op)
+        acc = te.compute((rows, units), lambda r, o: te.sum(
+            c.product(X[r, offset(o)].astype(acc_t), value(o).astype(acc_t)), axis=j), name="acc")
+    else:
+        W = reader(c, w.data, op.attrs.get("packing", INT8), 0, op.inputs[1])
+        k = te.reduce_axis((0, depth), name="k")
+        acc = te.compute((rows, units), lambda r, o: te.sum(c.product(X[r, k].astype(acc_t), W(o, k).astype(acc_t)), axis=k), name="acc")
+    return _epilogue(c, acc, (rows, units), lambda r, o: o, units)
