@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from edgert import passes, report, targets
-from edgert.errors import ModelFormatError, ResourceError, UserError
+from edgert.errors import ResourceError, UserError
 from edgert.ir import Graph, format_graph, verify
 from edgert.plan.arena import ArenaPlan, plan as plan_arena
 
@@ -50,22 +50,10 @@ class Build:
 
 
 def load_graph(path: str | Path) -> Graph:
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix == ".tflite":
-        from edgert.converters import tflite
+    """The model file's graph, before the passes (edgert.frontends)."""
+    from edgert import frontends
 
-        return tflite.load(path)
-    if suffix == ".onnx":
-        if not path.exists():
-            raise ModelFormatError(f"{path}: no such file", "check the path")
-        from edgert.converters import onnx
-
-        return onnx.load(path)
-    if not path.exists():
-        raise ModelFormatError(f"{path}: no such file", "check the path")
-    raise ModelFormatError(f"{path}: unknown model format {suffix or '(no extension)'!r}",
-                           "edgert reads .tflite and .onnx files")
+    return frontends.load(path)
 
 
 def compile_model(path: str | Path, *, weights: str = "int8", simd: bool = False) -> Compiled:

@@ -15,7 +15,7 @@ import flatbuffers
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from converters._tflite_schema import schema as fb  # noqa: E402
+from edgert.frontends.tflite_schema import schema as fb  # noqa: E402
 
 
 def rewrite(src: Path, dst: Path, prototypes: int, flips: int, seed: int = 0) -> None:

@@ -1,9 +1,9 @@
-"""SOFTMAX and LOGISTIC.
+"""SOFTMAX, LOGISTIC and HARD_SWISH.
 
 int8 follows TFLM's reference kernels exactly (gemmlowp fixed point). Because an int8 input
 has only 256 values, everything that depends on one input value alone is evaluated at build
 time into a table:
-* logistic: the whole function, an int8 table indexed by x + 128;
+* logistic and hard_swish: the whole function, an int8 table indexed by x + 128;
 * softmax: exp(beta * scale * (x - max)) for each of the 256 differences, as the Q0.31 value
   TFLM computes (0 where TFLM skips the element, diff < diff_min). The run-time kernel only
   does the row max, the sum, the fixed-point reciprocal and the final rescale.
@@ -35,10 +35,18 @@ def check(op: Op, g: Graph) -> None:
     require_dtypes(op, g, ((I8, I8), (F32, F32)))
     (x,) = g.in_tensors(op)
     (y,) = g.out_tensors(op)
-    if x.dtype is I8:
-        require_per_tensor(op, x, "input")
-        require_per_tensor(op, y, "output")
-        if (np.float32(y.quant.scale[0]), y.quant.zp) != (np.float32(1 / 256), -128):
+    if x.dtype is not I8:
+        return
+    require_per_tensor(op, x, "input")
+    require_per_tensor(op, y, "output")
+    if op.kind == "hard_swish":
+        ratio = float(x.quant.scale[0]) / float(y.quant.scale[0])
+        if hard_swish_params(float(x.quant.scale[0]), float(y.quant.scale[0]))[1] > 0:
+            raise fail(op, f"the input scale is {ratio:.4g} times the output scale (at most 128 for int8 "
+                           "hard swish, as TensorFlow Lite Micro requires)",
+                       "re-quantize the model with a representative dataset: the output range of a hard "
+                       "swish covers its input's positive range")
+    elif (np.float32(y.quant.scale[0]), y.quant.zp) != (np.float32(1 / 256), -128):
             raise fail(op, f"int8 output quantization is ({y.quant.scale[0]:.6g}, {y.quant.zp})",
                        "int8 softmax and logistic outputs must use scale 1/256 and zero point -128, "
                        "as the TFLite converter produces")
@@ -50,6 +58,9 @@ def prepare(op: Op, g: Graph) -> None:
         return
     if op.kind == "softmax":
         op.attrs["exp_table"] = softmax_exp_table(float(op.attrs["beta"]), float(x.quant.scale[0]))
+    elif op.kind == "hard_swish":
+        y = g.tensor(op.outputs[0])
+        op.attrs["table"] = hard_swish_table(float(x.quant.scale[0]), x.quant.zp, float(y.quant.scale[0]), y.quant.zp)
     else:
         op.attrs["table"] = logistic_table(float(x.quant.scale[0]), x.quant.zp)
 
@@ -87,6 +98,37 @@ def logistic_table(input_scale: float, input_zp: int) -> np.ndarray:
     return out.astype(np.int8)
 
 
+def hard_swish_params(input_scale: float, output_scale: float) -> tuple[int, int, int, int]:
+    """TFLM's HardSwishPrepare for int8: (output multiplier Q0.15, its exponent, "reluish"
+    multiplier Q0.15, its exponent). Scales in float32 as TFLite holds them; the input is
+    first moved to a 2**7 finer scale, and the reluish value is that scaled so that 3.0 is 2**15."""
+    f32 = np.float32
+    hires = f32(1 / 128) * f32(input_scale)
+    out_m, out_e = fp.quantize_multiplier(float(f32(hires / f32(output_scale))))
+    relu_m, relu_e = fp.quantize_multiplier(float(f32(hires / f32(3 / 32768))))
+    return fp.downscale_multiplier_to_int16(out_m), out_e, fp.downscale_multiplier_to_int16(relu_m), relu_e
+
+
+def hard_swish_table(input_scale: float, input_zp: int, output_scale: float, output_zp: int) -> np.ndarray:
+    """int8[256]: TFLM's int8 hard swish, x * relu6(x + 3) / 6, of x = index - 128, in its
+    16-bit fixed point (reference_ops::HardSwish)."""
+    out_m, out_e, relu_m, relu_e = hard_swish_params(input_scale, output_scale)
+    hires = (np.arange(-128, 128, dtype=np.int64) - input_zp) * 128       # fits int16: |x| <= 255
+    pre_out = fp.srdhm16(hires, out_m)                                     # x on the output scale
+    reluish = hires
+    if relu_e > 0:  # a left shift by relu_e, split around the multiply so that it saturates last
+        reluish = fp.saturate16(reluish * (1 << (relu_e - 1)))
+    reluish = fp.srdhm16(reluish, relu_m)
+    if relu_e > 0:
+        reluish = fp.saturate16(reluish * 2)
+    elif relu_e < 0:
+        reluish = fp.rounding_divide_by_pot16(reluish, -relu_e)
+    reluish = (reluish + (1 << 15)) >> 1                                   # relu6(x + 3) / 6 in Q0.15
+    product = reluish * pre_out                                            # truncating high multiply
+    pre = np.where(product >= 0, product >> 15, -((-product) >> 15))
+    return clamp_int8(fp.rounding_divide_by_pot16(pre, -out_e) + output_zp)
+
+
 # --------------------------------------------------------------------------- reference
 
 
@@ -104,16 +146,24 @@ def softmax_int8_rows(xv: np.ndarray, table: np.ndarray) -> np.ndarray:
     return clamp_int8(out).reshape(xv.shape)
 
 
+def hard_swish_float(x: np.ndarray) -> np.ndarray:
+    """x * relu6(x + 3) / 6 in float32, in TFLite's order of operations."""
+    three, six = np.float32(3), np.float32(6)
+    return (x * np.minimum(six, np.maximum(np.float32(0), x + three)) / six).astype(np.float32)
+
+
 def ref(op: Op, g: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
     (x,) = g.in_tensors(op)
     xv = inputs[0]
     if x.dtype is F32:
         if op.kind == "logistic":
             return [(1.0 / (1.0 + np.exp(-xv.astype(np.float32)))).astype(np.float32)]
+        if op.kind == "hard_swish":
+            return [hard_swish_float(xv.astype(np.float32))]
         z = (xv - xv.max(axis=-1, keepdims=True)) * np.float32(op.attrs["beta"])
         e = np.exp(z.astype(np.float32))
         return [(e / e.sum(axis=-1, keepdims=True)).astype(np.float32)]
-    if op.kind == "logistic":
+    if op.kind in ("logistic", "hard_swish"):
         return [op.attrs["table"][xv.astype(np.int64) + 128]]
     return [softmax_int8_rows(xv, op.attrs["exp_table"])]
 
@@ -130,6 +180,19 @@ def lower_logistic(c: KernelCtx) -> te.Tensor:
     if y.dtype is DType.F32:
         one = tirx.const(1.0, "float32")
         return te.compute(y.shape, lambda *i: one / (one + te.exp(-X(*i))), name="out")
+    T = c.const("table", op.attrs["table"])
+    return te.compute(y.shape, lambda *i: T[X(*i).astype("int32") + 128], name="out")
+
+
+def lower_hard_swish(c: KernelCtx) -> te.Tensor:
+    from tvm import te, tirx
+
+    op, g = c.op, c.g
+    y = g.tensor(op.outputs[0])
+    X = c.act(op.inputs[0])
+    if y.dtype is DType.F32:
+        zero, three, six = (tirx.const(v, "float32") for v in (0.0, 3.0, 6.0))
+        return te.compute(y.shape, lambda *i: X(*i) * te.min(six, te.max(zero, X(*i) + three)) / six, name="out")
     T = c.const("table", op.attrs["table"])
     return te.compute(y.shape, lambda *i: T[X(*i).astype("int32") + 128], name="out")
 

@@ -23,11 +23,13 @@ instead, the float graph's own arithmetic: y = float32(K - 2 * acc) * alpha + be
 """
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edgert.ir import DType, Graph, Op
+from edgert.ir.activations import FUSED_ACTIVATIONS
 
 from .common import fail, require_per_tensor
 from .fixedpoint import INT32_MAX, INT32_MIN
@@ -39,7 +41,8 @@ I8, I32, F32 = DType.I8, DType.I32, DType.F32
 WORD = 32
 
 #: fused activation -> the clamp LCE applies to the integer K - 2 * acc
-_ACT_RANGE = {"none": (INT32_MIN, INT32_MAX), "relu": (0, INT32_MAX), "relu_n1_to_1": (-1, 1), "relu6": (0, 6)}
+_ACT_RANGE = {act: (INT32_MIN if lo == -math.inf else int(lo), INT32_MAX if hi == math.inf else int(hi))
+              for act, (lo, hi) in FUSED_ACTIVATIONS.items()}
 
 
 def words(channels: int) -> int:

@@ -5,6 +5,7 @@ import numpy as np
 
 from edgert.errors import UnsupportedError
 from edgert.ir import DType, Graph, Op, Tensor
+from edgert.ir.activations import FUSED_ACTIVATIONS
 
 from .fixedpoint import tflite_round
 
@@ -52,14 +53,12 @@ def require_dtypes(op: Op, g: Graph, allowed: tuple[tuple[DType, ...], ...]) -> 
 
 
 def activation_range(act: str, out: Tensor) -> tuple:
-    """Clamp range of a fused activation, as TFLite computes it (CalculateActivationRange*)."""
+    """Clamp range of a fused activation, as TFLite computes it (CalculateActivationRange*):
+    the real bounds (edgert.ir.activations) for float32; quantized to the output and
+    intersected with int8's range for int8."""
+    lo_real, hi_real = FUSED_ACTIVATIONS[act]
     if out.dtype is DType.F32:
-        return {
-            "none": (-np.inf, np.inf),
-            "relu": (0.0, np.inf),
-            "relu6": (0.0, 6.0),
-            "relu_n1_to_1": (-1.0, 1.0),
-        }[act]
+        return lo_real, hi_real
     scale = np.float32(out.quant.scale[0])
     zp = out.quant.zp
 
@@ -67,12 +66,10 @@ def activation_range(act: str, out: Tensor) -> tuple:
         return zp + tflite_round(float(np.float32(f) / scale))
 
     lo, hi = INT8_MIN, INT8_MAX
-    if act == "relu":
-        lo = max(lo, q(0.0))
-    elif act == "relu6":
-        lo, hi = max(lo, q(0.0)), min(hi, q(6.0))
-    elif act == "relu_n1_to_1":
-        lo, hi = max(lo, q(-1.0)), min(hi, q(1.0))
+    if lo_real > -np.inf:
+        lo = max(lo, q(lo_real))
+    if hi_real < np.inf:
+        hi = min(hi, q(hi_real))
     return int(lo), int(hi)
 
 

@@ -92,6 +92,39 @@ def saturating_shift_left(x, exponent: int) -> np.ndarray:
     return np.where(x > threshold, INT32_MAX, np.where(x < -threshold, INT32_MIN, x << exponent))
 
 
+# gemmlowp's int16 fixed point, as TFLite's 16-bit kernels (HARD_SWISH) use it; values are
+# int16, their products int32 (returned as int64)
+
+INT16_MIN, INT16_MAX = -(1 << 15), (1 << 15) - 1
+
+
+def downscale_multiplier_to_int16(m32: int) -> int:
+    """DownScaleInt32ToInt16Multiplier: a QuantizeMultiplier mantissa as a Q0.15 one (same
+    exponent), rounded half up, saturated at 32767."""
+    return INT16_MAX if m32 >= INT32_MAX - (1 << 15) else (m32 + (1 << 15)) >> 16
+
+
+def srdhm16(a, b) -> np.ndarray:
+    """SaturatingRoundingDoublingHighMul on int16: round(a * b / 2**15), ties away from zero."""
+    a, b = _i64(a), _i64(b)
+    ab = a * b
+    s = ab + np.where(ab >= 0, 1 << 14, 1 - (1 << 14))
+    q = np.where(s >= 0, s >> 15, -((-s) >> 15))
+    return np.where((a == INT16_MIN) & (b == INT16_MIN), INT16_MAX, q)
+
+
+def rounding_divide_by_pot16(x, exponent: int) -> np.ndarray:
+    """RoundingDivideByPOT on int16. For exponent >= 16 the int16 mask wraps to -1, and the
+    result is +1 for x >= 0, -1 for x < 0 (TFLite's kernels do exactly that)."""
+    x = _i64(x)
+    mask = -1 if exponent >= 16 else (1 << exponent) - 1
+    return (x >> exponent) + ((x & mask) > ((mask >> 1) + (x < 0)))
+
+
+def saturate16(x) -> np.ndarray:
+    return np.clip(_i64(x), INT16_MIN, INT16_MAX)
+
+
 def rounding_half_sum(a, b) -> np.ndarray:
     s = _i64(a) + _i64(b)
     s = s + np.where(s >= 0, 1, -1)

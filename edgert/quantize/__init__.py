@@ -4,7 +4,7 @@
     quantize("model_float.tflite", "q.onnx", calib="train.npz")          # float TFLite -> QDQ ONNX
     quantize("model_int8.tflite", "m4.tflite", weights="int4")            # int8 TFLite -> int4 weights
 
-Float ONNX models (and float TFLite models, written as ONNX first: edgert.quantize.ir_to_onnx):
+Float ONNX models (and float TFLite models, written as ONNX first: edgert.frontends.onnx.export):
 onnxruntime's static QDQ quantization (edgert.quantize.onnx_ptq) with each
 layer's weights int8 or low-bit (int4, or a codebook with ``codebook`` bits), the low-bit
 layers chosen by Hessian-based sensitivity with inter-layer terms and a bisection that keeps
@@ -77,13 +77,13 @@ def _is_float_tflite(model: Path) -> bool:
 
 
 def _quantize_float_tflite(model: Path, out: Path, calib, max_drop: float, weights: str, low: str) -> dict:
-    """A float TFLite model, written as float ONNX (edgert.quantize.ir_to_onnx), quantizes as
+    """A float TFLite model, written as float ONNX (edgert.frontends.onnx.export), quantizes as
     an ONNX model does; calibration images come NHWC, as the TFLite model takes them."""
     import tempfile
 
     from edgert.api import load_graph
 
-    from . import ir_to_onnx
+    from edgert.frontends.onnx import export as ir_to_onnx
 
     onnx_bytes, layout = ir_to_onnx.export(load_graph(model))
     with tempfile.TemporaryDirectory() as tmp:
@@ -132,7 +132,7 @@ def _quantize_onnx(model: Path, out: Path, calib, max_drop: float, weights: str,
 
 
 def _quantize_tflite(model: Path, out: Path, weights: str, low: str) -> dict:
-    from edgert.converters import tflite as tfl
+    from edgert.frontends import tflite as tfl
 
     from . import tflite_weights
 

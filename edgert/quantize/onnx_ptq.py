@@ -2,7 +2,7 @@
 onnxruntime's quantization tool (static calibration, QDQ format, int8 activations, symmetric
 per-channel int8 weights), with chosen layers' weights in int4 (ONNX INT4, opset 21) or
 snapped to a codebook (int8 values from at most 2**bits levels). The result is a standard
-QDQ model: onnxruntime runs it, and edgert builds it (edgert.converters.onnx_qdq)."""
+QDQ model: onnxruntime runs it, and edgert builds it (edgert.frontends.onnx.qdq)."""
 from __future__ import annotations
 
 import logging

@@ -12,8 +12,8 @@ from pathlib import Path
 import flatbuffers
 import numpy as np
 
-from edgert.converters import tflite as tfl
-from edgert.converters._tflite_schema import schema as fb
+from edgert.frontends import tflite as tfl
+from edgert.frontends.tflite_schema import schema as fb
 from edgert.errors import UnsupportedError
 
 from . import lowbit

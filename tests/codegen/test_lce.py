@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from flatbuffers import flexbuffers
 
-from converters._tflite_schema import schema as fb
+from edgert.frontends.tflite_schema import schema as fb
 from edgert import api
 from edgert.cli import main
 from edgert.errors import UnsupportedError

@@ -148,6 +148,30 @@ def test_activations(tmp_path, dtype, kind):
     check_model(tmp_path, b, [rand_x(rng, shape, dtype)], trials=5)
 
 
+# (input scale, input zero point, output scale, output zero point): a converter-like
+# quantization, and ones that reach each branch of TFLM's fixed point (reluish exponent above,
+# at and below zero; an output exponent of -16 or less, where its int16 rounding wraps)
+HARD_SWISH_QUANT = [(0.05, -10, 0.03, -100), (0.5, 3, 0.6, -120), (0.002, 0, 0.004, 7), (0.001, 0, 1.0, 0)]
+
+
+@pytest.mark.parametrize("quant", HARD_SWISH_QUANT)
+def test_hard_swish_int8_every_input(tmp_path, quant):
+    """Compiled for the host, all 256 int8 inputs (in one tensor) against TFLM."""
+    in_scale, in_zp, out_scale, out_zp = quant
+    b = ModelBuilder()
+    x = b.add_input((1, 256), "int8", scale=in_scale, zero_point=in_zp)
+    b.set_outputs([b.hard_swish(x, out_scale=out_scale, out_zero_point=out_zp)])
+    check_model(tmp_path, b, [np.arange(-128, 128, dtype=np.int8).reshape(1, 256)])
+
+
+def test_hard_swish_float(tmp_path):
+    rng = np.random.default_rng(650)
+    b = ModelBuilder()
+    x = new_input(b, rng, (2, 4, 5, 3), "float32")
+    b.set_outputs([b.hard_swish(x)])
+    check_model(tmp_path, b, [rand_x(rng, (2, 4, 5, 3), "float32") * 4], trials=3)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("axes,keep", [((1, 2), True), ((1,), False), ((3,), True)])
 def test_mean(tmp_path, dtype, axes, keep):

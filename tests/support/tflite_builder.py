@@ -935,6 +935,16 @@ class ModelBuilder:
         self.add_op("LOGISTIC", [x], [y])
         return y
 
+    def hard_swish(self, x, *, out_scale: float | None = None, out_zero_point: int = 0) -> int:
+        """HARD_SWISH, x * relu6(x + 3) / 6; an int8 output takes the given quantization."""
+        xi = self._tensors[x]
+        if xi.is_quantized:
+            y = self.add_tensor(xi.shape, xi.dtype, scale=out_scale, zero_point=out_zero_point)
+        else:
+            y = self.add_tensor(xi.shape, xi.dtype)
+        self.add_op("HARD_SWISH", [x], [y])
+        return y
+
     def quantize(self, x, scale: float, zero_point: int, dtype="int8") -> int:
         """QUANTIZE: float32 -> int8, or int8 -> int8 requantize."""
         xi = self._tensors[x]

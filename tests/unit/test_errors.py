@@ -6,7 +6,7 @@ import pytest
 
 from edgert import cli
 from edgert.errors import ModelFormatError, ResourceError, UnsupportedError
-from edgert.converters import tflite
+from edgert.frontends import tflite
 from edgert.passes import run_pipeline
 from tests.support.tflite_builder import ModelBuilder
 

@@ -8,8 +8,9 @@ import pytest
 from edgert import api
 from edgert.cli import main
 from edgert.errors import UnsupportedError, UserError
+from edgert.frontends.onnx import export as ir_to_onnx
 from edgert.ops import reference
-from edgert.quantize import ir_to_onnx, lowbit, onnx_ptq, quantize, search
+from edgert.quantize import lowbit, onnx_ptq, quantize, search
 
 
 def _quadratic(single, inter, acc_per_loss=0.1):

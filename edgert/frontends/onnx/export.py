@@ -13,9 +13,11 @@ import numpy as np
 
 from edgert.errors import UnsupportedError
 from edgert.ir import Graph, Op
+from edgert.ir.activations import FUSED_ACTIVATIONS
 from edgert.ops.common import where
 
-TO_NCHW = (0, 3, 1, 2)
+from ..common import TO_NCHW
+
 OPSET = 17
 
 
@@ -55,7 +57,7 @@ def export(g: Graph) -> tuple[bytes, dict[str, str]]:
         if kind == "relu":
             pending.append(helper.make_node("Relu", [raw], [out]))
         else:
-            lo, hi = (0.0, 6.0) if kind == "relu6" else (-1.0, 1.0)
+            lo, hi = FUSED_ACTIVATIONS[kind]
             pending.append(helper.make_node("Clip", [raw, const(f"{out}/lo", np.array(lo)),
                                                      const(f"{out}/hi", np.array(hi))], [out]))
         return raw

@@ -21,11 +21,9 @@ from flatbuffers import flexbuffers
 from edgert.errors import ModelFormatError, UnsupportedError
 from edgert.ir import Op
 
-from ._tflite_schema import schema as fb
+from .common import TFLITE_ACTIVATIONS, tflite_pad_before
+from .tflite_schema import schema as fb
 
-OPS = ("LceQuantize", "LceDequantize", "LceBconv2d", "LceBMaxPool2d")
-
-_ACTIVATIONS = {0: "none", 1: "relu", 2: "relu_n1_to_1", 3: "relu6"}
 _PADDINGS = {fb.Padding.SAME: "same", fb.Padding.VALID: "valid"}
 _BCONV_KEYS = ("channels_in", "dilation_height_factor", "dilation_width_factor", "fused_activation_function",
                "pad_values", "padding", "stride_height", "stride_width")
@@ -66,52 +64,59 @@ def _padding(code: int, where: str) -> str:
 
 
 def _pad_before(padding: str, size: int, k: int, stride: int, dilation: int) -> int:
-    """TFLite's ComputePaddingHeightWidth: the padding before the first element."""
-    if padding == "valid":
-        return 0
-    eff = (k - 1) * dilation + 1
-    out = (size + stride - 1) // stride
-    return max((out - 1) * stride + eff - size, 0) // 2
+    return tflite_pad_before(padding == "same", size, k, stride, dilation)
 
 
-def translate(name: str, ins: list[str], outs: list[str], raw_options, tensors: dict, where: str) -> Op:
-    opts = options(raw_options, where)
-    if name == "LceQuantize":
-        return Op("lce_quantize", ins[:1], outs, {})
-    if name == "LceDequantize":
-        return Op("lce_dequantize", ins[:1], outs, {})
-    x = tensors[ins[0]]
-    if name == "LceBconv2d":
-        o = _ints(opts, _BCONV_KEYS, where)
-        if len(ins) != 5:
-            raise ModelFormatError(f"{where}: {len(ins)} inputs, LceBconv2d has 5", _REEXPORT)
-        if o["pad_values"] not in (0, 1):
-            raise UnsupportedError(f"{where}: attribute pad_values = {o['pad_values']}", "expected 0 or 1")
-        if o["fused_activation_function"] not in _ACTIVATIONS:
-            raise UnsupportedError(f"{where}: attribute fused_activation_function = "
-                                   f"{o['fused_activation_function']}", "expected NONE, RELU, RELU_N1_TO_1 or RELU6")
-        for k in ("stride_height", "stride_width", "dilation_height_factor", "dilation_width_factor", "channels_in"):
-            if o[k] < 1:
-                raise UnsupportedError(f"{where}: attribute {k} = {o[k]}", "expected a positive integer")
-        w = tensors[ins[1]]
-        padding = _padding(o["padding"], where)
-        sh, sw = o["stride_height"], o["stride_width"]
-        dh, dw = o["dilation_height_factor"], o["dilation_width_factor"]
-        attrs = {
-            "channels_in": o["channels_in"], "stride": (sh, sw), "dilation": (dh, dw),
-            "pad": (_pad_before(padding, x.shape[1], w.shape[1], sh, dh), _pad_before(padding, x.shape[2], w.shape[2], sw, dw)),
-            "pad_values": o["pad_values"], "act": _ACTIVATIONS[o["fused_activation_function"]],
-        }
-        return Op("bconv2d", ins[:5], outs, attrs)
-    if name == "LceBMaxPool2d":
-        o = _ints(opts, _BMAXPOOL_KEYS, where)
-        for k in ("stride_height", "stride_width", "filter_height", "filter_width"):
-            if o[k] < 1:
-                raise UnsupportedError(f"{where}: attribute {k} = {o[k]}", "expected a positive integer")
-        padding = _padding(o["padding"], where)
-        fh, fw = o["filter_height"], o["filter_width"]
-        sh, sw = o["stride_height"], o["stride_width"]
-        attrs = {"filter": (fh, fw), "stride": (sh, sw),
-                 "pad": (_pad_before(padding, x.shape[1], fh, sh, 1), _pad_before(padding, x.shape[2], fw, sw, 1))}
-        return Op("bmaxpool2d", ins[:1], outs, attrs)
-    raise AssertionError(name)  # guarded by OPS
+def _quantize(n) -> Op:
+    options(n.custom_options, n.where)
+    return n.op("lce_quantize", 1)
+
+
+def _dequantize(n) -> Op:
+    options(n.custom_options, n.where)
+    return n.op("lce_dequantize", 1)
+
+
+def _bconv2d(n) -> Op:
+    opts, ins, outs, tensors, where, x = options(n.custom_options, n.where), n.ins, n.outs, n.tensors, n.where, n.x
+    o = _ints(opts, _BCONV_KEYS, where)
+    if len(ins) != 5:
+        raise ModelFormatError(f"{where}: {len(ins)} inputs, LceBconv2d has 5", _REEXPORT)
+    if o["pad_values"] not in (0, 1):
+        raise UnsupportedError(f"{where}: attribute pad_values = {o['pad_values']}", "expected 0 or 1")
+    if o["fused_activation_function"] not in TFLITE_ACTIVATIONS:
+        raise UnsupportedError(f"{where}: attribute fused_activation_function = "
+                               f"{o['fused_activation_function']}", "expected NONE, RELU, RELU_N1_TO_1 or RELU6")
+    for k in ("stride_height", "stride_width", "dilation_height_factor", "dilation_width_factor", "channels_in"):
+        if o[k] < 1:
+            raise UnsupportedError(f"{where}: attribute {k} = {o[k]}", "expected a positive integer")
+    w = tensors[ins[1]]
+    padding = _padding(o["padding"], where)
+    sh, sw = o["stride_height"], o["stride_width"]
+    dh, dw = o["dilation_height_factor"], o["dilation_width_factor"]
+    attrs = {
+        "channels_in": o["channels_in"], "stride": (sh, sw), "dilation": (dh, dw),
+        "pad": (_pad_before(padding, x.shape[1], w.shape[1], sh, dh), _pad_before(padding, x.shape[2], w.shape[2], sw, dw)),
+        "pad_values": o["pad_values"], "act": TFLITE_ACTIVATIONS[o["fused_activation_function"]],
+    }
+    return Op("bconv2d", ins[:5], outs, attrs)
+
+
+def _bmaxpool2d(n) -> Op:
+    opts, ins, outs, where, x = options(n.custom_options, n.where), n.ins, n.outs, n.where, n.x
+    o = _ints(opts, _BMAXPOOL_KEYS, where)
+    for k in ("stride_height", "stride_width", "filter_height", "filter_width"):
+        if o[k] < 1:
+            raise UnsupportedError(f"{where}: attribute {k} = {o[k]}", "expected a positive integer")
+    padding = _padding(o["padding"], where)
+    fh, fw = o["filter_height"], o["filter_width"]
+    sh, sw = o["stride_height"], o["stride_width"]
+    attrs = {"filter": (fh, fw), "stride": (sh, sw),
+             "pad": (_pad_before(padding, x.shape[1], fh, sh, 1), _pad_before(padding, x.shape[2], fw, sw, 1))}
+    return Op("bmaxpool2d", ins[:1], outs, attrs)
+
+
+#: LCE custom code -> translation (edgert.frontends.tflite.Node -> Op), part of the TFLite table
+TRANSLATE = {"LceQuantize": _quantize, "LceDequantize": _dequantize, "LceBconv2d": _bconv2d,
+             "LceBMaxPool2d": _bmaxpool2d}
+OPS = tuple(TRANSLATE)

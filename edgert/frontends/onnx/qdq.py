@@ -32,7 +32,7 @@ logistic, Concat, Pad. Where an edgert kernel needs a quantization the file does
 reshape, pad and concat share one), the op writes a tensor of the quantization it needs and
 a ``quantize`` op (int8 -> int8) moves it to the file's.
 
-Layout as in the float path (edgert.converters.onnx): a 4-D graph input is quantized in
+Layout as in the float path (edgert.frontends.onnx.float): a 4-D graph input is quantized in
 NCHW, then transposed to NHWC (int8); a 4-D graph output is transposed back before it is
 dequantized; Flatten / Reshape of an image goes through NCHW order.
 """
@@ -44,17 +44,16 @@ import numpy as np
 
 from edgert.errors import UnsupportedError
 from edgert.ir import DType, Graph, Op, QuantParams, Tensor, verify
+from edgert.ir.activations import activation_named_by
 from edgert.ops.common import INT8_MAX, INT8_MIN, activation_range
 
+from ..common import TO_NCHW, TO_NHWC, same_pad_total
+
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
-COMPUTE_OPS = ("Add", "AveragePool", "Concat", "Conv", "Flatten", "Gemm", "GlobalAveragePool", "Identity",
-               "MatMul", "MaxPool", "Mul", "Pad", "Reshape", "Sigmoid", "Softmax")
 ACTIVATION_OPS = ("Clip", "Relu")
-SUPPORTED_OPS = tuple(sorted(QDQ_OPS + COMPUTE_OPS + ACTIVATION_OPS + ("Constant",)))
 #: ops of onnxruntime's QOperator format and of dynamic quantization (integer ops of their own)
 QOPERATOR_OPS = ("ConvInteger", "DynamicQuantizeLinear", "DynamicQuantizeLSTM", "DynamicQuantizeMatMul",
                  "MatMulInteger", "MatMulIntegerToFloat", "QAttention", "QGemm")
-TO_NHWC, TO_NCHW = (0, 2, 3, 1), (0, 3, 1, 2)
 #: the output quantization of edgert's (TFLite's) int8 softmax and logistic
 PROB_QUANT = QuantParams(scale=(float(np.float32(1 / 256)),), zero_point=(-128,))
 FIX_QDQ = "re-quantize with onnxruntime.quantization.quantize_static(..., quant_format=QuantFormat.QDQ)"
@@ -424,11 +423,11 @@ class _Reader:
                 bounds[k] = attrs[key]
             if len(node.input) > k + 1 and node.input[k + 1]:
                 bounds[k] = float(np.asarray(self.constant(node.input[k + 1], where, key)).reshape(()))
-        acts = {(0.0, np.inf): "relu", (0.0, 6.0): "relu6", (-1.0, 1.0): "relu_n1_to_1"}
-        if tuple(bounds) not in acts:
+        act = activation_named_by(*bounds)
+        if act in (None, "none"):
             raise UnsupportedError(f"{where}: Clip to [{bounds[0]}, {bounds[1]}]",
                                    "fused clamps: Relu, Clip to [0, 6] or [-1, 1]")
-        return acts[tuple(bounds)]
+        return act
 
     def standalone_activation(self, node, where: str) -> None:
         """DQ -> Relu / Clip -> Q (quantize_static's QDQKeepRemovableActivations): a requantization
@@ -459,15 +458,10 @@ class _Reader:
             raise UnsupportedError(f"{where}: a second output ({node.output[1]})", "export the op with one output")
         q_node, act = self.sink(node, where)
         t = node.op_type
-        if act != "none" and t not in ("Add", "AveragePool", "Conv", "Gemm", "MatMul", "MaxPool", "Mul"):
+        if act != "none" and t not in FUSES_ACTIVATION:
             raise UnsupportedError(f"{where}: a {act} after {t} cannot be fused",
-                                   "fused activations follow Conv, MatMul, Gemm, Add, Mul or a pool")
-        handler = {"Conv": self.conv, "MatMul": self.matmul, "Gemm": self.gemm, "Add": self.binary,
-                   "Mul": self.binary, "MaxPool": self.pool, "AveragePool": self.pool,
-                   "GlobalAveragePool": self.global_pool, "Reshape": self.reshape, "Flatten": self.reshape,
-                   "Identity": self.reshape, "Softmax": self.table_op, "Sigmoid": self.table_op,
-                   "Concat": self.concat, "Pad": self.pad}[t]
-        handler(node, attrs, q_node, act, where)
+                                   "fused activations follow " + ", ".join(FUSES_ACTIVATION))
+        TRANSLATE[t](self, node, attrs, q_node, act, where)
 
     def image_in(self, node, where: str) -> _Act:
         x = self.act(node.input[0], where)
@@ -523,8 +517,7 @@ class _Reader:
         elif auto == "VALID":
             pads = (0, 0, 0, 0)
         elif auto in ("SAME_UPPER", "SAME_LOWER"):
-            totals = [max((-(-size // st) - 1) * st + (k - 1) * d + 1 - size, 0)
-                      for size, k, st, d in zip(x_shape[1:3], kernel, strides, dilations)]
+            totals = [same_pad_total(size, k, st, d) for size, k, st, d in zip(x_shape[1:3], kernel, strides, dilations)]
             begin = [t // 2 if auto == "SAME_UPPER" else t - t // 2 for t in totals]
             ends = [total - b for total, b in zip(totals, begin)]
             pads = (begin[0], begin[1], ends[0], ends[1])
@@ -771,6 +764,31 @@ class _Reader:
                                    "scale and zero point 0 (quantize_static does)")
         return self.const(np.asarray(b.values).astype(np.int32).reshape(-1),
                           QuantParams(tuple(float(s) for s in want), (0,) * want.size, axis=0))
+
+
+#: ONNX op type of a compute node (between DequantizeLinear and QuantizeLinear nodes) -> the
+#: _Reader method translating it, given (node, attrs, the QuantizeLinear it writes, its fused
+#: activation, where)
+TRANSLATE = {
+    "Add": _Reader.binary,
+    "AveragePool": _Reader.pool,
+    "Concat": _Reader.concat,
+    "Conv": _Reader.conv,
+    "Flatten": _Reader.reshape,
+    "Gemm": _Reader.gemm,
+    "GlobalAveragePool": _Reader.global_pool,
+    "Identity": _Reader.reshape,
+    "MatMul": _Reader.matmul,
+    "MaxPool": _Reader.pool,
+    "Mul": _Reader.binary,
+    "Pad": _Reader.pad,
+    "Reshape": _Reader.reshape,
+    "Sigmoid": _Reader.table_op,
+    "Softmax": _Reader.table_op,
+}
+#: the compute ops a Relu or Clip after them fuses into
+FUSES_ACTIVATION = ("Add", "AveragePool", "Conv", "Gemm", "MatMul", "MaxPool", "Mul")
+SUPPORTED_OPS = tuple(sorted((*QDQ_OPS, *TRANSLATE, *ACTIVATION_OPS, "Constant")))
 
 
 def _same_quant(a: QuantParams, b: QuantParams) -> bool:

@@ -8,6 +8,7 @@ translation for (all of them at once, with their graph indices).
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -15,7 +16,8 @@ from edgert.errors import ModelFormatError, UnsupportedError
 from edgert.ir import DType, Graph, Op, QuantParams, Tensor, verify
 
 from . import lce
-from ._tflite_schema import schema as fb
+from .common import TFLITE_ACTIVATIONS, tflite_pad_before
+from .tflite_schema import schema as fb
 
 _BUILTIN_NAMES = {v: k for k, v in vars(fb.BuiltinOperator).items() if not k.startswith("_")}
 _TENSOR_TYPES = {v: k for k, v in vars(fb.TensorType).items() if not k.startswith("_")}
@@ -27,33 +29,22 @@ _DTYPES = {
     fb.TensorType.INT64: DType.I64,
     fb.TensorType.FLOAT32: DType.F32,
 }
-_ACTIVATIONS = {
-    fb.ActivationFunctionType.NONE: "none",
-    fb.ActivationFunctionType.RELU: "relu",
-    fb.ActivationFunctionType.RELU_N1_TO_1: "relu_n1_to_1",
-    fb.ActivationFunctionType.RELU6: "relu6",
-}
 
 
 def _act(opts, where: str) -> str:
+    """The fused activation of a TFLite op's options, by name (edgert.ir.activations)."""
     code = getattr(opts, "fusedActivationFunction", 0) if opts is not None else 0
-    if code not in _ACTIVATIONS:
+    if code not in TFLITE_ACTIVATIONS:
         name = {v: k for k, v in vars(fb.ActivationFunctionType).items()}.get(code, code)
         raise UnsupportedError(
             f"{where}: fused activation {name} is not supported",
             "supported fused activations: NONE, RELU, RELU_N1_TO_1, RELU6",
         )
-    return _ACTIVATIONS[code]
+    return TFLITE_ACTIVATIONS[code]
 
 
-def _same_or_valid(padding: int, in_size: int, filt: int, stride: int, dilation: int) -> int:
-    """Padding before the first element, as TFLite computes it (ComputePaddingHeightWidth)."""
-    eff = (filt - 1) * dilation + 1
-    if padding == fb.Padding.VALID:
-        return 0
-    out = (in_size + stride - 1) // stride
-    total = max((out - 1) * stride + eff - in_size, 0)
-    return total // 2
+def _pad(padding: int, in_size: int, filt: int, stride: int, dilation: int = 1) -> int:
+    return tflite_pad_before(padding == fb.Padding.SAME, in_size, filt, stride, dilation)
 
 
 def _spatial(opts, x: Tensor, fh: int, fw: int) -> dict:
@@ -63,10 +54,7 @@ def _spatial(opts, x: Tensor, fh: int, fw: int) -> dict:
     return {
         "stride": (sh, sw),
         "dilation": (dh, dw),
-        "pad": (
-            _same_or_valid(opts.padding, x.shape[1], fh, sh, dh),
-            _same_or_valid(opts.padding, x.shape[2], fw, sw, dw),
-        ),
+        "pad": (_pad(opts.padding, x.shape[1], fh, sh, dh), _pad(opts.padding, x.shape[2], fw, sw, dw)),
     }
 
 
@@ -164,84 +152,124 @@ def _tensor(r: _Reader, index: int) -> Tensor:
     return Tensor(name=f"t{index}", shape=shape, dtype=dtype, quant=quant, data=data)
 
 
-def _translate(r: _Reader, idx: int, op, opname: str, g_tensors: dict) -> Op:
-    """One TFLite operator -> one edgert Op (model attributes only)."""
-    ins = [f"t{i}" if i >= 0 else "" for i in op.inputs]
-    outs = [f"t{i}" for i in op.outputs]
-    o = op.builtinOptions
-    where = f"{opname} #{idx}"
-    x = g_tensors[ins[0]] if ins and ins[0] else None
+@dataclass
+class Node:
+    """One TFLite operator as the translation functions see it."""
 
-    def const_input(pos: int, what: str) -> np.ndarray:
-        data = g_tensors[ins[pos]].data if len(ins) > pos and ins[pos] else None
+    name: str                  # its op code ("CONV_2D") or custom code ("LceBconv2d")
+    ins: list[str]             # IR tensor names ("" for an absent optional input)
+    outs: list[str]
+    opts: object               # the builtin options table (object API), or None
+    custom_options: object     # a custom op's raw options bytes, or None
+    tensors: dict[str, Tensor]
+    where: str                 # how errors name it: "CONV_2D #3"
+
+    @property
+    def x(self) -> Tensor | None:
+        return self.tensors[self.ins[0]] if self.ins and self.ins[0] else None
+
+    def tensor(self, pos: int) -> Tensor:
+        return self.tensors[self.ins[pos]]
+
+    def const_input(self, pos: int, what: str) -> np.ndarray:
+        data = self.tensors[self.ins[pos]].data if len(self.ins) > pos and self.ins[pos] else None
         if data is None:
             raise UnsupportedError(
-                f"{where}: the {what} input must be a constant",
+                f"{self.where}: the {what} input must be a constant",
                 "edgert compiles static graphs; fold the shape computation before export",
             )
         return data
 
-    if opname in lce.OPS:
-        return lce.translate(opname, ins, outs, op.customOptions, g_tensors, where)
-    if opname == "CONV_2D":
-        w = g_tensors[ins[1]]
-        return Op("conv2d", ins[:3], outs, {**_spatial(o, x, w.shape[1], w.shape[2]), "act": _act(o, where)})
-    if opname == "DEPTHWISE_CONV_2D":
-        w = g_tensors[ins[1]]
-        attrs = {**_spatial(o, x, w.shape[1], w.shape[2]), "act": _act(o, where)}
-        attrs["depth_multiplier"] = w.shape[3] // x.shape[3]
-        return Op("depthwise_conv2d", ins[:3], outs, attrs)
-    if opname == "FULLY_CONNECTED":
-        if o is not None and o.weightsFormat != 0:
-            raise UnsupportedError(f"{where}: shuffled weights format", "re-export with default weights format")
-        return Op("fully_connected", ins[:3], outs, {"act": _act(o, where)})
-    if opname in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
-        kind = "avg_pool2d" if opname == "AVERAGE_POOL_2D" else "max_pool2d"
-        attrs = {
-            "filter": (o.filterHeight, o.filterWidth),
-            "stride": (o.strideH, o.strideW),
-            "pad": (
-                _same_or_valid(o.padding, x.shape[1], o.filterHeight, o.strideH, 1),
-                _same_or_valid(o.padding, x.shape[2], o.filterWidth, o.strideW, 1),
-            ),
-            "act": _act(o, where),
-        }
-        return Op(kind, ins[:1], outs, attrs)
-    if opname in ("ADD", "MUL"):
-        return Op(opname.lower(), ins[:2], outs, {"act": _act(o, where)})
-    if opname == "RESHAPE":
-        return Op("reshape", ins[:1], outs, {})
-    if opname == "SOFTMAX":
-        return Op("softmax", ins[:1], outs, {"beta": float(np.float32(o.beta))})
-    if opname == "LOGISTIC":
-        return Op("logistic", ins[:1], outs, {})
-    if opname == "QUANTIZE":
-        return Op("quantize", ins[:1], outs, {})
-    if opname == "DEQUANTIZE":
-        return Op("dequantize", ins[:1], outs, {})
-    if opname in ("PAD", "PADV2"):
-        pads = const_input(1, "paddings").astype(np.int64)
-        attrs = {"pads": tuple((int(a), int(b)) for a, b in pads.reshape(-1, 2))}
-        if opname == "PADV2" and len(ins) > 2 and ins[2]:
-            attrs["value"] = const_input(2, "constant value").reshape(-1)[0].item()
-        return Op("pad", ins[:1], outs, attrs)
-    if opname == "MEAN":
-        rank = len(x.shape)
-        axes = sorted({int(a) % rank for a in const_input(1, "axes").reshape(-1)})
-        return Op("mean", ins[:1], outs, {"axes": tuple(axes), "keep_dims": bool(o.keepDims) if o else False})
-    if opname == "CONCATENATION":
-        rank = len(g_tensors[outs[0]].shape)
-        return Op("concat", ins, outs, {"axis": int(o.axis) % rank, "act": _act(o, where)})
-    raise AssertionError(f"no translation for {opname}")  # guarded by SUPPORTED_OPS
+    def op(self, kind: str, n_inputs: int | None = None, **attrs) -> Op:
+        return Op(kind, self.ins[:n_inputs] if n_inputs else self.ins, self.outs, attrs)
 
 
-#: TFLite op codes (and Larq Compute Engine custom op codes) this converter translates. Whether a given instance compiles is then
-#: decided by edgert.ops (dtype and quantization checks).
-SUPPORTED_OPS = (
-    "ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "DEQUANTIZE",
-    "FULLY_CONNECTED", "LOGISTIC", "MAX_POOL_2D", "MEAN", "MUL", "PAD", "PADV2", "QUANTIZE",
-    "RESHAPE", "SOFTMAX", *lce.OPS,
-)
+def _conv2d(n: Node) -> Op:
+    w = n.tensor(1)
+    return n.op("conv2d", 3, **_spatial(n.opts, n.x, w.shape[1], w.shape[2]), act=_act(n.opts, n.where))
+
+
+def _depthwise_conv2d(n: Node) -> Op:
+    w = n.tensor(1)
+    return n.op("depthwise_conv2d", 3, **_spatial(n.opts, n.x, w.shape[1], w.shape[2]), act=_act(n.opts, n.where),
+                depth_multiplier=w.shape[3] // n.x.shape[3])
+
+
+def _fully_connected(n: Node) -> Op:
+    if n.opts is not None and n.opts.weightsFormat != 0:
+        raise UnsupportedError(f"{n.where}: shuffled weights format", "re-export with default weights format")
+    return n.op("fully_connected", 3, act=_act(n.opts, n.where))
+
+
+def _pool(kind: str):
+    def translate(n: Node) -> Op:
+        o, x = n.opts, n.x
+        return n.op(kind, 1, filter=(o.filterHeight, o.filterWidth), stride=(o.strideH, o.strideW),
+                    pad=(_pad(o.padding, x.shape[1], o.filterHeight, o.strideH),
+                         _pad(o.padding, x.shape[2], o.filterWidth, o.strideW)),
+                    act=_act(o, n.where))
+    return translate
+
+
+def _with_act(kind: str):
+    """A binary elementwise op with a fused activation."""
+    return lambda n: n.op(kind, 2, act=_act(n.opts, n.where))
+
+
+def _plain(kind: str):
+    """An op of one input and no attributes."""
+    return lambda n: n.op(kind, 1)
+
+
+def _softmax(n: Node) -> Op:
+    return n.op("softmax", 1, beta=float(np.float32(n.opts.beta)))
+
+
+def _pad_op(n: Node) -> Op:
+    pads = n.const_input(1, "paddings").astype(np.int64)
+    attrs = {"pads": tuple((int(a), int(b)) for a, b in pads.reshape(-1, 2))}
+    if n.name == "PADV2" and len(n.ins) > 2 and n.ins[2]:
+        attrs["value"] = n.const_input(2, "constant value").reshape(-1)[0].item()
+    return n.op("pad", 1, **attrs)
+
+
+def _mean(n: Node) -> Op:
+    rank = len(n.x.shape)
+    axes = sorted({int(a) % rank for a in n.const_input(1, "axes").reshape(-1)})
+    return n.op("mean", 1, axes=tuple(axes), keep_dims=bool(n.opts.keepDims) if n.opts else False)
+
+
+def _concat(n: Node) -> Op:
+    rank = len(n.tensors[n.outs[0]].shape)
+    return n.op("concat", None, axis=int(n.opts.axis) % rank, act=_act(n.opts, n.where))
+
+
+#: TFLite op code (or Larq Compute Engine custom code) -> its translation into one edgert Op
+#: (model attributes only). Whether a given instance compiles is then decided by the op's
+#: family in edgert.ops (dtypes, quantization, shapes).
+TRANSLATE = {
+    "ADD": _with_act("add"),
+    "AVERAGE_POOL_2D": _pool("avg_pool2d"),
+    "CONCATENATION": _concat,
+    "CONV_2D": _conv2d,
+    "DEPTHWISE_CONV_2D": _depthwise_conv2d,
+    "DEQUANTIZE": _plain("dequantize"),
+    "FULLY_CONNECTED": _fully_connected,
+    "HARD_SWISH": _plain("hard_swish"),
+    "LOGISTIC": _plain("logistic"),
+    "MAX_POOL_2D": _pool("max_pool2d"),
+    "MEAN": _mean,
+    "MUL": _with_act("mul"),
+    "PAD": _pad_op,
+    "PADV2": _pad_op,
+    "QUANTIZE": _plain("quantize"),
+    "RESHAPE": _plain("reshape"),
+    "SOFTMAX": _softmax,
+    **lce.TRANSLATE,
+}
+
+#: The op codes this front end reads, for messages and `edgert targets`.
+SUPPORTED_OPS = tuple(TRANSLATE)
 
 
 def parse_model(data: bytes, path: str = "<bytes>"):
@@ -308,7 +336,9 @@ def load(path: str | os.PathLike, data: bytes | None = None) -> Graph:
     graph_ops = []
     counters: dict[str, int] = {}
     for idx, (op, name) in enumerate(zip(ops, names)):
-        e = _translate(r, idx, op, name, tensors)
+        node = Node(name, [f"t{i}" if i >= 0 else "" for i in op.inputs], [f"t{i}" for i in op.outputs],
+                    op.builtinOptions, op.customOptions, tensors, f"{name} #{idx}")
+        e = TRANSLATE[name](node)
         n = counters.get(e.kind, 0)
         counters[e.kind] = n + 1
         e.name = f"{e.kind}_{n}"

@@ -1,0 +1,32 @@
+"""Facts every front end shares: TFLite's padding rule, TFLite's activation codes, and the
+permutations between ONNX's NCHW and edgert's NHWC image layout."""
+from __future__ import annotations
+
+#: axis permutations for np.transpose / the IR's transpose op (4-D images)
+TO_NHWC = (0, 2, 3, 1)
+TO_NCHW = (0, 3, 1, 2)
+
+#: TFLite's (and the Larq Compute Engine's) ActivationFunctionType codes -> edgert's fused
+#: activation names (edgert.ir.activations); TANH and SIGN_BIT have no fused form in edgert
+TFLITE_ACTIVATIONS = {0: "none", 1: "relu", 2: "relu_n1_to_1", 3: "relu6"}
+
+
+def same_pad_total(size: int, kernel: int, stride: int, dilation: int = 1) -> int:
+    """The padding SAME adds along one axis (TFLite's SAME, ONNX's SAME_UPPER / SAME_LOWER):
+    enough that ceil(size / stride) windows fit."""
+    effective = (kernel - 1) * dilation + 1
+    out = (size + stride - 1) // stride
+    return max((out - 1) * stride + effective - size, 0)
+
+
+def tflite_pad_before(same: bool, size: int, kernel: int, stride: int, dilation: int = 1) -> int:
+    """Padding before the first element along one axis, as TFLite computes it
+    (ComputePaddingHeightWidth): none for VALID; for SAME, half the total (rounded down), the
+    larger half after."""
+    return same_pad_total(size, kernel, stride, dilation) // 2 if same else 0
+
+
+def onnx_nhwc_shape(shape) -> tuple[int, ...]:
+    """An ONNX NCHW image shape in edgert's NHWC order (other ranks unchanged)."""
+    shape = tuple(shape)
+    return tuple(shape[p] for p in TO_NHWC) if len(shape) == 4 else shape

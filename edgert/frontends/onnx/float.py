@@ -1,0 +1,279 @@
+"""ONNX (float32) -> edgert IR. Reads the file and translates; nothing else.
+
+This first ONNX front end covers the float32 graphs that binary networks export as
+(PyTorch's torch.onnx, or examples/train_bnn.py): Conv, MaxPool, BatchNormalization, MatMul,
+Gemm, Add, Mul, Sign, Relu, Softmax, Flatten, Reshape, Identity. Binary layers are
+recognised afterwards, on the IR (edgert.passes.binarize): Sign on activations feeding a
+Conv or MatMul whose weights are +-1 (or Sign of a constant), with a per-channel Mul and Add.
+
+Layout: ONNX images are NCHW, edgert's are NHWC. A 4-D graph input is transposed to NHWC
+once, a 4-D output back to NCHW, and Flatten/Reshape of an image goes through NCHW so that
+the flattened order is ONNX's; in between, per-channel constants ([C, 1, 1]) become [C].
+
+Constants: initializers, and Sign / Identity of an initializer folded here (ONNX Sign(0) is
+0, kept as such: a weight of exactly 0 is not binary). Shapes must be static (batch 1).
+
+Quantized (QDQ) models are read by edgert.frontends.onnx.qdq; edgert.frontends.onnx.load
+decides which.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from edgert.errors import ModelFormatError, UnsupportedError
+from edgert.ir import DType, Graph, Op, Tensor, verify
+
+from ..common import TO_NCHW, TO_NHWC, onnx_nhwc_shape
+
+
+class _Reader:
+    """The graph being written: ONNX names -> IR tensors, the ops emitted so far."""
+
+    def __init__(self, model, path: str):
+        import onnx
+        from onnx import numpy_helper
+
+        self.path = path
+        self.g = model.graph
+        self.consts: dict[str, np.ndarray] = {i.name: numpy_helper.to_array(i) for i in self.g.initializer}
+        self.shapes: dict[str, tuple[int, ...]] = {}
+        for vi in list(self.g.input) + list(self.g.value_info) + list(self.g.output):
+            dims = vi.type.tensor_type.shape.dim
+            if vi.type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
+                raise UnsupportedError(f"{path}: tensor {vi.name} is "
+                                       f"{onnx.TensorProto.DataType.Name(vi.type.tensor_type.elem_type)}",
+                                       "this ONNX front end reads float32 models")
+            if any(not d.HasField("dim_value") or d.dim_value <= 0 for d in dims):
+                raise ModelFormatError(f"{path}: tensor {vi.name} has a dynamic shape",
+                                       "export with static shapes: a fixed batch size of 1")
+            self.shapes[vi.name] = tuple(int(d.dim_value) for d in dims)
+        self.tensors: dict[str, Tensor] = {}
+        self.names: dict[str, str] = {}
+        self.images: set[str] = set()  # ONNX names of 4-D activations, held NHWC in the IR
+        self.ops: list[Op] = []
+        self.counters: dict[str, int] = {}
+
+    def tname(self, onnx_name: str) -> str:
+        if onnx_name not in self.names:
+            self.names[onnx_name] = f"t{len(self.names)}"
+        return self.names[onnx_name]
+
+    def const(self, name: str, data: np.ndarray) -> str:
+        t = self.tname(name)
+        data = np.ascontiguousarray(data.astype(np.float32) if data.dtype.kind == "f" else data)
+        self.tensors[t] = Tensor(t, tuple(data.shape), DType.from_numpy(data.dtype), data=data)
+        return t
+
+    def act(self, name: str) -> str:
+        if name in self.consts:
+            return self.const(name, self.consts[name])
+        t = self.tname(name)
+        if t not in self.tensors:
+            shape = self.shapes[name]
+            self.tensors[t] = Tensor(t, onnx_nhwc_shape(shape) if name in self.images else shape, DType.F32)
+        return t
+
+    def fresh(self, shape) -> str:
+        t = f"t{len(self.names)}"
+        self.names[f"<edgert {t}>"] = t
+        self.tensors[t] = Tensor(t, tuple(shape), DType.F32)
+        return t
+
+    def emit(self, kind: str, ins: list[str], outs: list[str], attrs: dict, source: str) -> None:
+        n = self.counters.get(kind, 0)
+        self.counters[kind] = n + 1
+        self.ops.append(Op(kind, ins, outs, attrs, name=f"{kind}_{n}", source=source))
+
+    def channel_const(self, name: str, where: str) -> str:
+        """A constant next to an image: [C, 1, 1] or [1, C, 1, 1] per channel -> [C]."""
+        v = self.consts[name]
+        if v.size == 1:
+            return self.const(name, v.reshape(()))
+        if v.ndim >= 3 and all(d == 1 for d in v.shape[-2:]) and v.size == v.shape[-3]:
+            return self.const(f"{name}/C", v.reshape(-1))
+        raise UnsupportedError(f"{where}: constant {name} of shape {list(v.shape)} next to an image",
+                               "per-channel ([C, 1, 1]) or scalar constants are supported")
+
+
+class Node:
+    """One ONNX node as the translation functions see it."""
+
+    def __init__(self, r: _Reader, node, where: str):
+        import onnx
+
+        self.r, self.where, self.op_type = r, where, node.op_type
+        self.attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        self.ins = list(node.input)
+        self.out = node.output[0]
+        self.image_in = bool(self.ins) and self.ins[0] in r.images
+
+    def emit(self, kind: str, ins: list[str], attrs: dict | None = None) -> None:
+        """``kind`` of the IR ``ins``, writing this node's output."""
+        self.r.emit(kind, ins, [self.r.act(self.out)], attrs or {}, self.where)
+
+
+def _unary(kind: str, attrs: dict | None = None):
+    return lambda n: n.emit(kind, [n.r.act(n.ins[0])], attrs)
+
+
+def _conv(n: Node) -> None:
+    r, attrs, ins = n.r, n.attrs, n.ins
+    if attrs.get("group", 1) != 1:
+        raise UnsupportedError(f"{n.where}: attribute group = {attrs['group']}",
+                               "grouped ONNX convolutions are not read yet")
+    if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+        raise UnsupportedError(f"{n.where}: attribute auto_pad = {attrs['auto_pad']!r}", "export with explicit pads")
+    if ins[1] not in r.consts or r.consts[ins[1]].ndim != 4:
+        raise UnsupportedError(f"{n.where}: the weights must be a constant 4-D tensor",
+                               "edgert compiles models with constant weights")
+    pads = attrs.get("pads", [0, 0, 0, 0])
+    wt = r.const(f"{ins[1]}/OHWI", np.transpose(r.consts[ins[1]], TO_NHWC))   # OIHW -> OHWI
+    b = r.const(ins[2], r.consts[ins[2]].reshape(-1)) if len(ins) > 2 and ins[2] else ""
+    n.emit("conv2d", [r.act(ins[0]), wt, b], {"stride": tuple(attrs.get("strides", [1, 1])),
+                                  "dilation": tuple(attrs.get("dilations", [1, 1])),
+                                  "pad": (pads[0], pads[1]), "act": "none"})
+
+
+def _max_pool(n: Node) -> None:
+    attrs = n.attrs
+    k = attrs["kernel_shape"]
+    pads = attrs.get("pads", [0, 0, 0, 0])
+    if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET") or len(k) != 2 \
+            or attrs.get("ceil_mode", 0) or any(d != 1 for d in attrs.get("dilations", [1, 1])):
+        raise UnsupportedError(f"{n.where}: MaxPool with auto_pad, ceil_mode, dilation or not 2-D",
+                               "export MaxPool2d with explicit pads")
+    n.emit("max_pool2d", [n.r.act(n.ins[0])], {"filter": tuple(k), "stride": tuple(attrs.get("strides", [1, 1])),
+                                              "pad": (pads[0], pads[1]), "act": "none"})
+
+
+def _batch_norm(n: Node) -> None:
+    r, ins = n.r, n.ins
+    gamma, beta, mean, var = (r.consts.get(name) for name in ins[1:5])
+    if any(v is None for v in (gamma, beta, mean, var)):
+        raise UnsupportedError(f"{n.where}: batch-norm parameters must be constants", "export in eval mode")
+    scale = (gamma.astype(np.float64) / np.sqrt(var.astype(np.float64) + n.attrs.get("epsilon", 1e-5)))
+    shift = beta - mean * scale
+    mid = r.fresh(r.tensors[r.act(ins[0])].shape)
+    r.emit("mul", [r.act(ins[0]), r.const(f"{n.out}/scale", scale.astype(np.float32))], [mid], {"act": "none"},
+           n.where)
+    n.emit("add", [mid, r.const(f"{n.out}/shift", shift.astype(np.float32))], {"act": "none"})
+
+
+def _matmul(n: Node) -> None:
+    r, ins = n.r, n.ins
+    if ins[1] not in r.consts or r.consts[ins[1]].ndim != 2:
+        raise UnsupportedError(f"{n.where}: the second input must be a constant 2-D weight matrix",
+                               "edgert compiles models with constant weights")
+    w = r.const(f"{ins[1]}/T", r.consts[ins[1]].T)   # [K, M] -> fully_connected's [M, K]
+    n.emit("fully_connected", [r.act(ins[0]), w, ""], {"act": "none"})
+
+
+def _gemm(n: Node) -> None:
+    r, attrs, ins = n.r, n.attrs, n.ins
+    if attrs.get("transA", 0) or attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0:
+        raise UnsupportedError(f"{n.where}: Gemm with transA or alpha/beta other than 1",
+                               "export as MatMul and Add, or with default Gemm attributes")
+    wm = r.consts.get(ins[1])
+    if wm is None:
+        raise UnsupportedError(f"{n.where}: the weight input must be a constant", "check the export")
+    w = r.const(f"{ins[1]}/gemm", wm if attrs.get("transB", 0) else wm.T)
+    b = r.const(ins[2], r.consts[ins[2]].reshape(-1)) if len(ins) > 2 and ins[2] else ""
+    n.emit("fully_connected", [r.act(ins[0]), w, b], {"act": "none"})
+
+
+def _binary(n: Node) -> None:
+    r, (a, b) = n.r, n.ins
+    pair = [r.act(a), r.channel_const(b, n.where)] if n.image_in and b in r.consts else [r.act(a), r.act(b)]
+    n.emit(n.op_type.lower(), pair, {"act": "none"})
+
+
+def _softmax(n: Node) -> None:
+    axis = n.attrs.get("axis", -1)
+    if n.image_in or axis not in (-1, len(n.r.shapes[n.ins[0]]) - 1):
+        raise UnsupportedError(f"{n.where}: Softmax over axis {axis}", "softmax over the last axis of a 2-D tensor")
+    n.emit("softmax", [n.r.act(n.ins[0])], {"beta": 1.0})
+
+
+def _flatten(n: Node) -> None:
+    r = n.r
+    src = r.act(n.ins[0])
+    if n.image_in:  # flatten in ONNX's (c, h, w) order
+        nchw = r.fresh(r.shapes[n.ins[0]])
+        r.emit("transpose", [src], [nchw], {"perm": TO_NCHW}, n.where)
+        src = nchw
+    n.emit("reshape", [src])
+
+
+#: ONNX op type -> its translation (writing IR ops through the node's reader)
+TRANSLATE = {
+    "Add": _binary,
+    "BatchNormalization": _batch_norm,
+    "Conv": _conv,
+    "Flatten": _flatten,
+    "Gemm": _gemm,
+    "Identity": _unary("reshape"),
+    "MatMul": _matmul,
+    "MaxPool": _max_pool,
+    "Mul": _binary,
+    "Relu": _unary("relu"),
+    "Reshape": _flatten,
+    "Sign": _unary("sign"),
+    "Softmax": _softmax,
+}
+SUPPORTED_OPS = tuple(TRANSLATE)
+#: ops whose output is an image when their first input is one (Conv and MaxPool always are)
+_IMAGE_PRESERVING = ("Relu", "Sign", "Add", "Mul", "Identity", "BatchNormalization")
+
+
+def load(model, path: str) -> Graph:
+    """A float32 ONNX model (checked and shape-inferred by edgert.frontends.onnx) -> edgert Graph
+    (model attributes only)."""
+    g = model.graph
+    bad = [f"{n.op_type} (node #{i} {n.name or ''})".replace(" )", ")") for i, n in enumerate(g.node)
+           if n.op_type not in TRANSLATE]
+    if bad:
+        raise UnsupportedError(f"{path}: unsupported ONNX op{'s' if len(bad) > 1 else ''}: {', '.join(bad)}",
+                               "supported ONNX ops: " + ", ".join(SUPPORTED_OPS))
+    r = _Reader(model, path)
+
+    graph_inputs = []
+    for i in g.input:
+        if i.name in r.consts:
+            continue
+        if len(r.shapes[i.name]) == 4:  # NCHW in, NHWC inside
+            outer = r.tname(i.name + " (NCHW)")
+            r.tensors[outer] = Tensor(outer, r.shapes[i.name], DType.F32)
+            r.images.add(i.name)
+            r.emit("transpose", [outer], [r.act(i.name)], {"perm": TO_NHWC}, f"input {i.name}")
+            graph_inputs.append(outer)
+        else:
+            graph_inputs.append(r.act(i.name))
+
+    for i, node in enumerate(g.node):
+        n = Node(r, node, f"{node.op_type} #{i}" + (f" ({node.name})" if node.name else ""))
+        if node.op_type in ("Conv", "MaxPool") or (n.image_in and node.op_type in _IMAGE_PRESERVING):
+            r.images.add(n.out)
+        # constant folding of weight binarisation and pass-throughs
+        if node.op_type in ("Sign", "Identity") and n.ins[0] in r.consts:
+            r.consts[n.out] = np.sign(r.consts[n.ins[0]]) if node.op_type == "Sign" else r.consts[n.ins[0]]
+            r.images.discard(n.out)
+            continue
+        if node.op_type in ("Conv", "MaxPool") and not n.image_in:
+            raise UnsupportedError(f"{n.where}: expected a 4-D NCHW image input", "export 2-D convolutions only")
+        TRANSLATE[node.op_type](n)
+
+    graph_outputs = []
+    for o in g.output:
+        if o.name in r.images:  # NHWC inside, NCHW out
+            outer = r.fresh(r.shapes[o.name])
+            r.emit("transpose", [r.act(o.name)], [outer], {"perm": TO_NCHW}, f"output {o.name}")
+            graph_outputs.append(outer)
+        else:
+            graph_outputs.append(r.act(o.name))
+
+    stem = os.path.splitext(os.path.basename(path))[0]
+    graph = Graph(tensors=r.tensors, ops=r.ops, inputs=graph_inputs, outputs=graph_outputs, name=stem)
+    verify(graph)
+    return graph

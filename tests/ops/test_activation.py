@@ -1,0 +1,54 @@
+"""The activation family's numpy references (edgert.ops.activation) against TensorFlow Lite
+Micro's kernels, with no compiler in the loop: the arithmetic contract every target meets.
+(tests/codegen/test_ops.py then holds the compiled kernels to the same outputs.)"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgert import api
+from edgert.errors import UnsupportedError
+from edgert.ops import reference
+from edgert.validate.tflm_ref import TflmReference
+from tests.support.tflite_builder import ModelBuilder
+
+EVERY_INT8 = np.arange(-128, 128, dtype=np.int8).reshape(1, 256)
+
+
+def _hard_swish_model(tmp_path, in_scale, in_zp, out_scale, out_zp):
+    b = ModelBuilder()
+    x = b.add_input((1, 256), "int8", scale=in_scale, zero_point=in_zp)
+    b.set_outputs([b.hard_swish(x, out_scale=out_scale, out_zero_point=out_zp)])
+    data = b.build()
+    path = tmp_path / "hard_swish.tflite"
+    path.write_bytes(data)
+    return path, data
+
+
+def test_hard_swish_int8_reference_is_tflms(tmp_path):
+    """200 random quantizations, every int8 input each: scales over six decades, so that TFLM's
+    reluish exponent is positive, zero and negative and its output exponent reaches -16."""
+    rng = np.random.default_rng(2024)
+    compared = 0
+    for _ in range(200):
+        in_scale = float(10 ** rng.uniform(-4, 0.5))
+        out_scale = float(in_scale * 10 ** rng.uniform(-1.5, 2))
+        in_zp, out_zp = (int(v) for v in rng.integers(-128, 128, 2))
+        path, data = _hard_swish_model(tmp_path, in_scale, in_zp, out_scale, out_zp)
+        try:
+            g = api.compile_model(path).graph
+        except UnsupportedError:  # in_scale >= 128 * out_scale: refused, as TFLM's Prepare does
+            assert in_scale / out_scale >= 127.9
+            continue
+        want = TflmReference(data).run([EVERY_INT8])[0]
+        got = [v for k, v in reference.run(g, [EVERY_INT8]).items() if k in g.outputs][0]
+        np.testing.assert_array_equal(got.reshape(want.shape), want,
+                                      err_msg=f"quantization {(in_scale, in_zp, out_scale, out_zp)}")
+        compared += 1
+    assert compared >= 150
+
+
+def test_hard_swish_scale_ratio_over_tflms_limit_is_named(tmp_path):
+    path, _ = _hard_swish_model(tmp_path, 1.0, 0, 1 / 256, 0)
+    with pytest.raises(UnsupportedError, match=r"HARD_SWISH #0 .*256 times the output scale"):
+        api.compile_model(path)
