@@ -88,16 +88,17 @@ def build(model: str | Path, target: str | Path = "host", out_dir: str | Path = 
     ``ram_limit``, and for a board, an image over the board's memory. ``bnn_mst``: binary
     convolutions reuse other channels' results where that saves work (edgert.passes.mst).
     ``weights``: how int8 layers store their weights, one of passes.weight_format.MODES."""
-    from edgert.backends import cortex_m, host, linux
-    from edgert.codegen import c_emit, lower, model_c
+    from edgert.backends import backend
+    from edgert.codegen import lower, model_c
+    from edgert.codegen.emit import emit_kernels, kernel_files
 
     tgt = targets.load(target, board)
     model = Path(model)
-    gpu, cpu_llvm = tgt.kernel_backend == "cuda", tgt.kernel_backend == "llvm"
-    # a GPU's weight formats by the SIMD CPU's costs (not measured on a GPU): memory to spare,
-    # and dense kernels that run their channels in parallel
-    compiled = compile_model(model, weights=weights, simd=gpu or cpu_llvm)
+    be = backend(tgt.kind)
+    policy = be.policy(tgt)
+    compiled = compile_model(model, weights=weights, simd=policy.simd_costs)
     g, p = compiled.graph, compiled.plan
+    targets.check_ops(tgt, sorted({op.kind for op in g.ops}))
     if ram_limit is not None and p.size > ram_limit:
         raise ResourceError(
             f"the arena needs {p.size:,} bytes, {p.size - ram_limit:,} bytes over --ram-limit {ram_limit:,}",
@@ -107,39 +108,21 @@ def build(model: str | Path, target: str | Path = "host", out_dir: str | Path = 
     if bnn_mst:
         from edgert.passes import mst
 
-        mst_rows = mst.run(g, mst.ENTRY_COST_SIMD if cpu_llvm else mst.ENTRY_COST)
-    lowered = lower.lower(g, p, gpu_threads=tgt.kernels.get("threads", 64) if gpu else None,
-                          fence_float=gpu or cpu_llvm, simd=cpu_llvm)
+        mst_rows = mst.run(g, policy.mst_entry_cost if policy.mst_entry_cost is not None else mst.ENTRY_COST)
+    lowered = lower.lower(g, p, policy)
     funcs = {k.name: k.func for k in lowered.kernels}
-    in_place = {k.name for k in lowered.kernels if k.in_place}
-    if gpu:  # Jetson: CUDA kernels, a cubin for the board's GPU
-        from edgert.codegen import cuda_emit
-
-        kernels = cuda_emit.emit_cubin(funcs, tgt.kernels["arch"])
-    elif cpu_llvm:  # kernels compiled by TVM's LLVM back end for the exact CPU
-        from edgert.codegen import llvm_emit
-
-        kernels = llvm_emit.emit_object(funcs, tgt.llvm, aliased=in_place)
-    else:
-        kernels = c_emit.emit_c(funcs, aliased=in_place)
+    kernels = emit_kernels(funcs, policy, aliased={k.name for k in lowered.kernels if k.in_place})
     sources = model_c.emit(g, p, lowered, kernels)
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    from edgert.device import emulator
-
-    emulator.stop(out)  # an emulated board left running on this folder's old image
     (out / "model.c").write_text(sources.model_c)
     (out / "model.h").write_text(sources.model_h)
-    if gpu:
-        (out / "kernels.cubin").write_bytes(kernels.cubin)
-        (out / "kernels.ptx").write_text(kernels.ptx)
-    elif cpu_llvm:
-        (out / linux.KERNEL_OBJECT).write_bytes(kernels.object)
-        (out / "kernels.s").write_text(kernels.assembly)
-        (out / "kernel_helpers.c").write_text(c_emit.extern_helpers())
-    else:
-        (out / "kernels.c").write_text(sources.kernels_c)
+    for name, data in kernel_files(policy, kernels).items():
+        if isinstance(data, bytes):
+            (out / name).write_bytes(data)
+        else:
+            (out / name).write_text(data)
     (out / "weights.c").write_text(sources.weights_c)
     (out / "graph.txt").write_text(format_graph(g))
     model_file = "model" + model.suffix.lower()
@@ -165,20 +148,9 @@ def build(model: str | Path, target: str | Path = "host", out_dir: str | Path = 
             "model_hash": rep["model_hash"], "arena_bytes": p.size,
             "kernels": [k.op.name for k in lowered.kernels],  # the device's layer order
             "op_kinds": sorted({op.kind for op in g.ops})}
-    if tgt.kind == "host":
-        host.compile_library(out, tgt)
-    elif tgt.kind == "cortex-m":
-        rep["memory"] = cortex_m.build_firmware(out, tgt, meta)
-        meta["board"] = tgt.board.name
-        if board is not None:  # how Build.target finds the board again
-            meta["board_ref"] = str(board) if Path(str(board)).suffix != ".toml" else str(Path(board).resolve())
-        meta["firmware"] = f"{cortex_m.FIRMWARE_DIR}/{cortex_m.ELF}"
-    elif tgt.kind == "linux":
-        rep["memory"] = linux.build_runner(out, tgt, meta)
-        meta["runner"] = f"{linux.RUNNER_DIR}/{linux.RUNNER}"
-        if gpu:
-            rep["cuda"] = {"arch": kernels.arch, "ptxas": kernels.ptxas_version, "cubin_bytes": len(kernels.cubin),
-                           "launches": {n: [la.grid, la.block] for n, la in kernels.launches.items()}}
+    if board is not None:  # how Build.target finds the board again
+        meta["board_ref"] = str(board) if Path(str(board)).suffix != ".toml" else str(Path(board).resolve())
+    rep.update(be.build(out, tgt, meta, kernels))
     (out / "report.json").write_text(json.dumps(rep, indent=2) + "\n")
     (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     return Build(dir=out, meta=meta)

@@ -36,7 +36,6 @@ def _parse_size(text: str) -> int:
 
 def cmd_inspect(args) -> int:
     from edgert import api, report, targets
-    from edgert.ops import REGISTRY
 
     compiled = api.compile_model(args.model)
     g, plan = compiled.graph, compiled.plan
@@ -61,7 +60,7 @@ def cmd_inspect(args) -> int:
     used = sorted({op.kind for op in g.ops})
     for name in targets.available():
         tgt = targets.load(name)
-        missing = [k for k in used if k not in REGISTRY]
+        missing = [k for k in used if k not in tgt.ops]
         print(f"target {tgt.name}: {'all ' + str(len(used)) + ' op kinds supported' if not missing else 'missing ' + ', '.join(missing)}")
     total_macs = sum(r["macs"] for r in rows)
     weights = sum(t.nbytes for t in g.constants())
@@ -311,32 +310,20 @@ def cmd_bench(args) -> int:
 
 def cmd_targets(args) -> int:
     from edgert import targets
+    from edgert.backends import backend
     from edgert.ops import REGISTRY
 
     for name in targets.available():
         t = targets.load(name)
         print(f"{t.name:16} {t.kind:9} {t.description}")
-        if t.kind == "linux":
-            kernels = (f"CUDA kernels for {t.kernels['arch']}" if t.kernel_backend == "cuda"
-                       else f"LLVM kernels for {t.kernels['mcpu']}")
-            where = ("on the board: no GPU is emulated" if t.kernel_backend == "cuda"
-                     else f"on the board, or here under {' '.join(t.emulator[:3])}" if t.emulator else "on the board")
-            print(f"{'':16} supports: build (a runner, {kernels}), deploy (SSH), run, validate, bench ({where})")
-            continue
-        if t.board is None:
-            print(f"{'':16} supports: build (shared library), run, validate, bench against TFLite and TFLite Micro")
-            continue
-        print(f"{'':16} supports: build (ELF/BIN/HEX + memory report), flash, run, validate, bench, export")
-        print(f"{'':16} boards (--board; * the default):")
-        for bname in targets.available_boards():
-            b = targets.load_board(bname)
-            if b.cpu != t.name:
-                continue
-            mem = ", ".join(f"{r.name} {r.length // 1024:,} KiB" for r in b.memory)
-            mark = "*" if b.name == t.board.name else " "
-            print(f"{'':18}{mark} {b.name:22} {b.clock_hz / 1e6:g} MHz, {mem}; flash: {', '.join(b.flash_methods)}"
-                  + ("  (emulated)" if b.emulated else ""))
-    print(f"\nop kinds supported on every target: {', '.join(sorted(REGISTRY))}")
+        for line in backend(t.kind).describe(t):
+            print(f"{'':16} {line}")
+        ops = t.ops
+        if ops == frozenset(REGISTRY):
+            print(f"{'':16} ops: all {len(ops)} kinds")
+        else:
+            print(f"{'':16} ops: {len(ops)} of {len(REGISTRY)} kinds: {', '.join(sorted(ops))}")
+    print(f"\nop kinds (edgert.ops): {', '.join(sorted(REGISTRY))}")
     return EXIT_OK
 
 

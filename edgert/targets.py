@@ -12,10 +12,12 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgert.errors import UserError
+from edgert.backends import BACKENDS
+from edgert.errors import UnsupportedError, UserError
 from edgert.package_data import targets_dir
 
-KINDS = ("host", "cortex-m", "linux")
+#: the target kinds, one per backend (edgert.backends)
+KINDS = tuple(BACKENDS)
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,20 @@ class Target:
     kernels: dict = field(default_factory=dict, compare=False)  # [kernels]: TVM target of the kernel code
     emulator: tuple[str, ...] = ()   # runs the runner here when no board is named (qemu-aarch64 -cpu ...)
     deploy: dict = field(default_factory=dict, compare=False)   # [deploy]: dir on the board, run wrapper
+    ops_key: tuple[str, ...] | None = None  # ``ops`` in the TOML: the kinds it allows; None: "all"
+
+    @property
+    def ops(self) -> frozenset[str]:
+        """The op kinds edgert builds for this target: the registry's (edgert.ops), those its
+        backend's code generation supports, and those its TOML's ``ops`` allows."""
+        from edgert.backends import backend
+        from edgert.ops import REGISTRY
+
+        kinds = frozenset(REGISTRY)
+        backend_ops = backend(self.kind).OPS
+        if backend_ops is not None:
+            kinds &= frozenset(backend_ops)
+        return kinds & frozenset(self.ops_key) if self.ops_key is not None else kinds
 
     @property
     def kernel_backend(self) -> str:
@@ -183,6 +199,31 @@ def _read_toml(path: Path) -> dict:
         raise UserError(f"{path}: not valid TOML ({e})", "fix the file's syntax") from None
 
 
+def _ops_key(path: Path, value) -> tuple[str, ...] | None:
+    """A target file's ``ops``: "all" (the default), or a list of edgert op kinds."""
+    from edgert.ops import REGISTRY
+
+    if value is None or value == "all":
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise UserError(f"{path}: ops must be \"all\" or a list of op kinds, got {value!r}",
+                        'e.g. ops = ["conv2d", "fully_connected", "softmax"] (see `edgert targets`)')
+    unknown = sorted(set(value) - set(REGISTRY))
+    if unknown:
+        raise UserError(f"{path}: unknown op kind{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} in ops",
+                        "edgert's op kinds: " + ", ".join(sorted(REGISTRY)))
+    return tuple(value)
+
+
+def check_ops(target: Target, kinds) -> None:
+    """Refuse a graph using op kinds the target does not build, naming them all."""
+    missing = sorted(set(kinds) - target.ops)
+    if missing:
+        raise UnsupportedError(f"target {target.name} does not build op kind{'s' if len(missing) > 1 else ''} "
+                               f"{', '.join(missing)}",
+                               f"build for another target, or allow them in {target.path} (ops = \"all\")")
+
+
 def _check_kernels(path: Path, kernels: dict) -> None:
     """A Linux target's [kernels] table: backend "llvm" (mtriple, mcpu) or "cuda" (arch sm_NN)."""
     backend = kernels.get("backend", "llvm")
@@ -238,7 +279,7 @@ def load(name: str | Path, board: str | Path | None = None) -> Target:
             cc=data["cc"], cflags=tuple(data.get("cflags", ())), ldflags=tuple(data.get("ldflags", ())),
             objcopy=data.get("objcopy", ""), board=chosen, path=path.resolve(), raw=data,
             kernels=dict(data.get("kernels", {})), emulator=tuple(data.get("emulator", ())),
-            deploy=dict(data.get("deploy", {})),
+            deploy=dict(data.get("deploy", {})), ops_key=_ops_key(path, data.get("ops")),
         )
     except KeyError as e:
         raise UserError(f"{path}: missing key {e.args[0]!r}", "see targets/host.toml for the required keys") from None

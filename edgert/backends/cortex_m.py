@@ -7,19 +7,23 @@ linker.ld and model_desc.c (the HELLO descriptor of this model).
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import re
-import shutil
 import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
-from edgert.device import protocol
-from edgert.errors import ResourceError, ToolchainError
+from edgert.codegen.policy import CodegenPolicy
+from edgert.device import emulator, protocol
+from edgert.errors import ResourceError, ToolchainError, UserError
 from edgert.package_data import firmware_dir
 from edgert.targets import Board, Target
+
+from . import Link, toolchain
 
 RUNTIME_SOURCES = ("main.c", "server.c", "framing.c", "timer_cortexm.c", "startup_cortexm.c")
 MODEL_SOURCES = ("model.c", "kernels.c", "weights.c")
@@ -78,11 +82,7 @@ def _nbytes(spec: dict) -> int:
 
 
 def tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        raise ToolchainError(f"{name} is not installed",
-                             "install Debian's gcc-arm-none-eabi and libnewlib-arm-none-eabi, or run scripts/setup.sh")
-    return path
+    return toolchain.tool(name, "gcc-arm-none-eabi and libnewlib-arm-none-eabi")
 
 
 def compile_flags(target: Target) -> list[str]:
@@ -167,8 +167,6 @@ class SectionSizes:
 def memory_report(elf_path: Path, board: Board) -> dict:
     """Flash (text + rodata + data) and RAM (data + bss + arena + stack) read from the ELF,
     per region with what is left."""
-    from elftools.elf.elffile import ELFFile
-
     s = SectionSizes()
     used = {r.name: 0 for r in board.memory}
 
@@ -178,34 +176,28 @@ def memory_report(elf_path: Path, board: Board) -> dict:
                 return r.name
         return None
 
-    with open(elf_path, "rb") as f:
-        elf = ELFFile(f)
-        for sec in elf.iter_sections():
-            flags, size, name = sec["sh_flags"], sec["sh_size"], sec.name
-            if not flags & 0x2 or size == 0:  # SHF_ALLOC
-                continue
-            if name == ".data":
-                s.data += size
-                lma = _load_address(elf, sec)
-                for addr in (sec["sh_addr"], lma):
-                    if region_of(addr):
-                        used[region_of(addr)] += size
-                continue
-            if name in (".vectors", ".text", ".ARM.exidx"):
-                s.text += size
-            elif name == ".rodata":
-                s.rodata += size
-            elif name == ".bss":
-                s.bss += size
-            elif name == ".stack":
-                s.stack += size
-            if region_of(sec["sh_addr"]):
-                used[region_of(sec["sh_addr"])] += size
-        symtab = elf.get_section_by_name(".symtab")
-        arena = symtab.get_symbol_by_name("edgert_arena") if symtab else None
-        if arena:
-            s.arena = int(arena[0]["st_size"])
-            s.bss -= s.arena
+    elf = toolchain.open_elf(elf_path)
+    for sec in toolchain.allocated_sections(elf):
+        size, name = sec["sh_size"], sec.name
+        if name == ".data":
+            s.data += size
+            lma = _load_address(elf, sec)
+            for addr in (sec["sh_addr"], lma):
+                if region_of(addr):
+                    used[region_of(addr)] += size
+            continue
+        if name in (".vectors", ".text", ".ARM.exidx"):
+            s.text += size
+        elif name == ".rodata":
+            s.rodata += size
+        elif name == ".bss":
+            s.bss += size
+        elif name == ".stack":
+            s.stack += size
+        if region_of(sec["sh_addr"]):
+            used[region_of(sec["sh_addr"])] += size
+    s.arena = toolchain.symbol_size(elf, toolchain.ARENA_SYMBOL)
+    s.bss -= s.arena
     return {
         "board": board.name,
         "flash": {"text": s.text, "rodata": s.rodata, "data": s.data, "total": s.text + s.rodata + s.data},
@@ -220,3 +212,82 @@ def _load_address(elf, sec) -> int:
         if seg["p_type"] == "PT_LOAD" and seg["p_vaddr"] <= sec["sh_addr"] < seg["p_vaddr"] + max(seg["p_memsz"], 1):
             return seg["p_paddr"] + (sec["sh_addr"] - seg["p_vaddr"])
     return sec["sh_addr"]
+
+
+# --------------------------------------------------------------------------- the backend interface
+
+#: op kinds this backend compiles: all (its kernels are TVM's portable C)
+OPS = None
+
+
+def policy(target: Target) -> CodegenPolicy:
+    """Plain C kernels, built by the target's cross compiler; weight formats by the measured
+    costs of scalar kernels."""
+    return CodegenPolicy(emitter="c")
+
+
+def build(build_dir: Path, target: Target, meta: dict, kernels) -> dict:
+    """The firmware image; an emulated board still running this folder's old image is
+    stopped first (it would answer with the old model). Returns the memory report."""
+    emulator.stop(build_dir)
+    report = build_firmware(build_dir, target, meta)
+    meta["board"] = target.board.name
+    meta["firmware"] = f"{FIRMWARE_DIR}/{ELF}"
+    return {"memory": report}
+
+
+def firmware_path(build) -> Path:
+    if build.target.kind != "cortex-m":
+        raise UserError(f"{build.dir} was built for {build.meta['target']}, which has no firmware to flash",
+                        "rebuild with --target cortex-m7 (see `edgert targets`)")
+    elf = build.dir / build.meta["firmware"]
+    if not elf.is_file():
+        raise UserError(f"{elf} is missing", "rebuild: `edgert build MODEL --target ... -o DIR`")
+    return elf
+
+
+def start_emulated(build, *, detach: bool) -> emulator.RunningBoard:
+    board = build.target.board
+    if not board.emulated:
+        raise UserError(f"board {board.name} is a real board, not an emulated one",
+                        "pass --port with its serial port (see `edgert doctor`)")
+    return emulator.start(build.dir, board.emulator, firmware_path(build), board.name, detach=detach)
+
+
+@contextlib.contextmanager
+def open_link(build, port: str | None) -> Iterator[Link]:
+    """The board at ``port``; with none, the emulated board `edgert flash` started for this
+    build, or one started for the duration of the block."""
+    from edgert.device.transport import open_transport
+
+    started = None
+    if port is None:
+        firmware_path(build)
+        running = emulator.running(build.dir)
+        if running is None:
+            running = started = start_emulated(build, detach=False)
+        url, emulated = running.url, True
+    else:
+        url, emulated = port, False
+    try:
+        yield Link(open_transport(url), emulated, url,
+                   "the emulated board" if emulated else f"the board at {url}")
+    finally:
+        if started is not None:
+            emulator.stop(build.dir)
+
+
+def describe(target: Target) -> list[str]:
+    from edgert import targets
+
+    lines = ["supports: build (ELF/BIN/HEX + memory report), flash, run, validate, bench, export",
+             "boards (--board; * the default):"]
+    for name in targets.available_boards():
+        b = targets.load_board(name)
+        if b.cpu != target.name:
+            continue
+        mem = ", ".join(f"{r.name} {r.length // 1024:,} KiB" for r in b.memory)
+        mark = "*" if b.name == target.board.name else " "
+        lines.append(f"  {mark} {b.name:22} {b.clock_hz / 1e6:g} MHz, {mem}; flash: {', '.join(b.flash_methods)}"
+                     + ("  (emulated)" if b.emulated else ""))
+    return lines

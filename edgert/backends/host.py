@@ -1,28 +1,37 @@
 """The host backend: the generated C compiled by the host compiler into a shared library and
-run in-process through ctypes. The reference path for tests, `edgert run` and `edgert bench`."""
+run in-process through ctypes, the reference path for tests, `edgert run` and `edgert bench`;
+and the firmware built for the host (edgert's runtime and the model, its UART on
+stdin/stdout), which sessions talk to exactly as to a board (same C), so that protocol tests
+are fast and independent of the emulator."""
 from __future__ import annotations
 
+import contextlib
 import ctypes
-import shutil
 import subprocess
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
+from edgert.codegen.emit import KERNEL_OBJECT
+from edgert.codegen.policy import CodegenPolicy, c_policy, llvm_cpu_policy
 from edgert.errors import ToolchainError, UserError
+from edgert.package_data import firmware_dir
 from edgert.targets import Target
 
+from . import Link, toolchain
+from .cortex_m import HOOK_FLAGS, MODEL_SOURCES, model_desc_c, runtime_dir
+
 SOURCES = ("model.c", "kernels.c", "weights.c")
-LLVM_SOURCES = ("model.c", "kernels.o", "kernel_helpers.c", "weights.c")  # target host-llvm
+LLVM_SOURCES = ("model.c", KERNEL_OBJECT, "kernel_helpers.c", "weights.c")  # target host-llvm
 LIBRARY = "libmodel.so"
+FIRMWARE_RUNTIME_SOURCES = ("main.c", "server.c", "framing.c")
+FIRMWARE = "firmware-host"
 
 
 def compile_library(build_dir: Path, target: Target) -> Path:
     """cc -shared the model sources in ``build_dir``; returns the library path."""
-    cc = shutil.which(target.cc)
-    if cc is None:
-        raise ToolchainError(f"the host C compiler {target.cc!r} is not installed",
-                             "install gcc (Debian: apt-get install gcc) or run scripts/setup.sh")
+    cc = toolchain.tool(target.cc, "gcc")
     out = build_dir / LIBRARY
     sources = SOURCES if target.kernel_backend == "c" else LLVM_SOURCES
     cmd = [cc, *target.cflags, "-shared", "-o", str(out), *(str(build_dir / s) for s in sources), "-lm"]
@@ -81,3 +90,72 @@ def check_input(spec: dict, x) -> np.ndarray:
         raise UserError(f"input {spec['name']} must have shape {list(shape)}, got {list(x.shape)}",
                         "reshape the array to the model's input shape")
     return np.ascontiguousarray(x.reshape(shape))
+
+
+# --------------------------------------------------------------------------- the host firmware
+
+
+def build_firmware(build_dir: Path, meta: dict) -> Path:
+    """Compile ``build_dir``'s model with the firmware runtime into ``build_dir/firmware-host``."""
+    cc = toolchain.tool("cc", "gcc")
+    rt = runtime_dir()
+    host = firmware_dir("host")
+    desc = build_dir / "model_desc_host.c"
+    desc.write_text(model_desc_c(meta))
+    out = build_dir / FIRMWARE
+    cmd = [cc, "-O2", "-std=c99", "-D_POSIX_C_SOURCE=200809L", "-Wall", "-Wno-unused-variable", "-Wno-maybe-uninitialized",
+           f"-I{build_dir}", f"-I{rt}", *HOOK_FLAGS, *(str(build_dir / s) for s in _model_sources(meta)), str(desc),
+           *(str(rt / s) for s in FIRMWARE_RUNTIME_SOURCES), str(host / "board_host.c"), "-o", str(out), "-lm"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise ToolchainError(f"building the host firmware failed:\n{proc.stderr[-2000:]}",
+                             f"this is an edgert bug; the command was: {' '.join(cmd)}")
+    return out
+
+
+def _model_sources(meta: dict) -> tuple[str, ...]:
+    """The build's model files: C kernels, or an LLVM kernel object (target host-llvm)."""
+    from edgert import targets
+
+    return LLVM_SOURCES if targets.load(meta["target"]).kernel_backend == "llvm" else MODEL_SOURCES
+
+
+def start_firmware(build_dir: Path, meta: dict):
+    """The host firmware of a build, running, as a ProcessTransport (built first if absent or
+    older than the build it serves)."""
+    from edgert.device.transport import ProcessTransport
+
+    exe = build_dir / FIRMWARE
+    sources = [build_dir / s for s in (*_model_sources(meta), "meta.json")]
+    if not exe.is_file() or any(s.stat().st_mtime > exe.stat().st_mtime for s in sources if s.exists()):
+        build_firmware(build_dir, meta)
+    return ProcessTransport([str(exe)])
+
+
+# --------------------------------------------------------------------------- the backend interface
+
+#: op kinds this backend compiles: all
+OPS = None
+
+
+def policy(target: Target) -> CodegenPolicy:
+    """Portable C by default; target host-llvm: TVM's LLVM back end for this machine's CPU."""
+    return llvm_cpu_policy(target.llvm) if target.kernel_backend == "llvm" else c_policy()
+
+
+def build(build_dir: Path, target: Target, meta: dict, kernels) -> dict:
+    compile_library(build_dir, target)
+    return {}
+
+
+@contextlib.contextmanager
+def open_link(build, port: str | None) -> Iterator[Link]:
+    """The host firmware of the build, over its stdin/stdout."""
+    if port is not None:
+        raise UserError(f"{build.dir} is a host build; it runs here, not on a board at {port}",
+                        "drop --port, or rebuild for a board target (--target cortex-m7)")
+    yield Link(start_firmware(build.dir, build.meta), False, "host", "the host firmware")
+
+
+def describe(target: Target) -> list[str]:
+    return ["supports: build (shared library), run, validate, bench against TFLite and TFLite Micro"]

@@ -14,22 +14,27 @@ edgert's instruction-counting QEMU plugin, so the runner's timer counts instruct
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import platform
-import shutil
 import subprocess
+import tempfile
 from pathlib import Path
+from typing import Iterator
 
+from edgert.codegen.emit import KERNEL_OBJECT
+from edgert.codegen.policy import CodegenPolicy, cuda_policy, llvm_cpu_policy
 from edgert.errors import ToolchainError, UserError
 from edgert.package_data import firmware_dir
 from edgert.targets import Target
 
+from . import Link, toolchain
 from .cortex_m import HOOK_FLAGS, model_desc_c, runtime_dir
 
 RUNNER_DIR = "runner"
 RUNNER = "edgert-runner"
 MODEL_SOURCES = ("model.c", "weights.c", "kernel_helpers.c")
-KERNEL_OBJECT = "kernels.o"
 RUNTIME_SOURCES = ("server.c", "framing.c")
 RUNTIME_HEADERS = ("board.h", "server.h", "framing.h", "edgert_protocol.h", "edgert_hook.h")
 PLUGIN_SOURCE = "icount_plugin.c"
@@ -42,10 +47,7 @@ def linux_dir() -> Path:
 
 
 def tool(name: str, package: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        raise ToolchainError(f"{name} is not installed", f"install Debian's {package}, or run scripts/setup.sh")
-    return path
+    return toolchain.tool(name, package)
 
 
 def build_runner(build_dir: Path, target: Target, meta: dict) -> dict:
@@ -85,23 +87,15 @@ def libraries(target: Target) -> list[str]:
 def memory_report(exe: Path) -> dict:
     """Bytes of the runner's code, constants (weights among them) and static RAM (the arena
     among it), read from its ELF."""
-    from elftools.elf.elffile import ELFFile
-
     sizes = {"text": 0, "rodata": 0, "data": 0, "bss": 0}
-    arena = 0
-    with open(exe, "rb") as f:
-        elf = ELFFile(f)
-        for sec in elf.iter_sections():
-            if not sec["sh_flags"] & 0x2 or sec["sh_size"] == 0:  # SHF_ALLOC
-                continue
-            key = ("text" if sec["sh_flags"] & 0x4 else "bss" if sec["sh_type"] == "SHT_NOBITS"
-                   else "rodata" if not sec["sh_flags"] & 0x1 else "data")
-            sizes[key] += sec["sh_size"]
-        static = not any(seg["p_type"] == "PT_INTERP" for seg in elf.iter_segments())
-        symtab = elf.get_section_by_name(".symtab")
-        sym = symtab.get_symbol_by_name("edgert_arena") if symtab else None
-        if sym:
-            arena = int(sym[0]["st_size"])
+    elf = toolchain.open_elf(exe)
+    for sec in toolchain.allocated_sections(elf):
+        flags = sec["sh_flags"]
+        key = ("text" if flags & toolchain.SHF_EXECINSTR else "bss" if sec["sh_type"] == "SHT_NOBITS"
+               else "rodata" if not flags & toolchain.SHF_WRITE else "data")
+        sizes[key] += sec["sh_size"]
+    static = not any(seg["p_type"] == "PT_INTERP" for seg in elf.iter_segments())
+    arena = toolchain.symbol_size(elf, toolchain.ARENA_SYMBOL)
     return {"runner_bytes": exe.stat().st_size, "static": static,
             "flash": {"text": sizes["text"], "rodata": sizes["rodata"], "data": sizes["data"],
                       "total": sizes["text"] + sizes["rodata"] + sizes["data"]},
@@ -154,3 +148,71 @@ def local_argv(target: Target, exe: Path) -> tuple[list[str], bool]:
         return [str(exe)], False
     raise UserError(f"target {target.name} names no emulator to run its {machine(target)} runner here",
                     "deploy it to the board (`edgert deploy BUILD --host user@board`) or pass --port")
+
+
+# --------------------------------------------------------------------------- the backend interface
+
+#: op kinds this backend compiles: all (LLVM and CUDA kernels alike)
+OPS = None
+
+
+def policy(target: Target) -> CodegenPolicy:
+    if target.kernel_backend == "cuda":
+        return cuda_policy(target.kernels["arch"], int(target.kernels.get("threads", 64)))
+    return llvm_cpu_policy(target.llvm)
+
+
+def build(build_dir: Path, target: Target, meta: dict, kernels) -> dict:
+    report = {"memory": build_runner(build_dir, target, meta)}
+    meta["runner"] = f"{RUNNER_DIR}/{RUNNER}"
+    if target.kernel_backend == "cuda":
+        report["cuda"] = {"arch": kernels.arch, "ptxas": kernels.ptxas_version, "cubin_bytes": len(kernels.cubin),
+                          "launches": {n: [la.grid, la.block] for n, la in kernels.launches.items()}}
+    return report
+
+
+@contextlib.contextmanager
+def open_link(build, port: str | None) -> Iterator[Link]:
+    """The runner of a Linux board build, reached in this order:
+
+    1. ``port``: a runner already serving on a serial port or TCP (``socket://pi:5555``,
+       after ``edgert-runner --tcp 5555`` on the board);
+    2. the board the build was deployed to (``edgert deploy``, recorded in
+       ``<build>/deploy.json``): the runner started over SSH for the session, speaking on the
+       SSH channel's stdin/stdout;
+    3. otherwise the runner here, under the target's emulator (qemu-aarch64 with the board's
+       CPU model) with edgert's instruction-counting plugin: the runner's ticks are then
+       executed instructions, exact and repeatable; or directly, for a target built for this
+       machine's CPU that names no emulator.
+    """
+    yield runner_link(build, port)
+
+
+def runner_link(build, port: str | None) -> Link:
+    from edgert.device import ssh
+    from edgert.device.transport import ProcessTransport, SerialTransport
+
+    exe = runner_path(build)
+    if port is not None:
+        return Link(SerialTransport(port), False, f"the runner at {port}", f"the runner at {port}")
+    record = ssh.record(build)
+    if record is not None:
+        remote = ssh.Remote.from_record(record)
+        name = f"the runner on {remote.host}"
+        return Link(ProcessTransport(remote.argv(record["command"]), name=name), False, name, name)
+    argv, emulated = local_argv(build.target, exe)
+    if not emulated:
+        return Link(ProcessTransport(argv, name="the runner"), False, "the runner", "the runner")
+    fd, counter = tempfile.mkstemp(prefix="edgert-icount-")
+    os.close(fd)
+    name = f"the runner under {' '.join(build.target.emulator)}"
+    return Link(ProcessTransport(argv, env={ICOUNT_ENV: counter}, name=name, cleanup=lambda: os.unlink(counter)),
+                True, name, name)
+
+
+def describe(target: Target) -> list[str]:
+    cuda = target.kernel_backend == "cuda"
+    kernels = f"CUDA kernels for {target.kernels['arch']}" if cuda else f"LLVM kernels for {target.kernels['mcpu']}"
+    where = ("on the board: no GPU is emulated" if cuda
+             else f"on the board, or here under {' '.join(target.emulator[:3])}" if target.emulator else "on the board")
+    return [f"supports: build (a runner, {kernels}), deploy (SSH), run, validate, bench ({where})"]

@@ -135,7 +135,7 @@ def emit_c(funcs: Mapping[str, tirx.PrimFunc], *, header_name: str | None = None
     if header_name is not None and not re.fullmatch(r"[\w./-]+\.h", header_name):
         raise CEmitError(f"emit_c: header_name must look like 'name.h', got {header_name!r}")
 
-    _register_intrinsic_lowerings()
+    register_intrinsic_lowerings()
     target = tvm.target.Target(_C_TARGET)
     mod = tvm.IRModule({
         name: func.with_attr("global_symbol", name).with_attr("target", target)
@@ -325,7 +325,7 @@ def _lower_popcount_llvm(call):
     return tirx.call_llvm_pure_intrin(str(call.ty.dtype), "llvm.ctpop", call.args[0])
 
 
-def _register_intrinsic_lowerings() -> None:
+def register_intrinsic_lowerings() -> None:
     """Register our lowerings of ``tirx.popcount`` (C, NVPTX) and ``prim.clz`` (C, and LLVM for
     CPUs and NVPTX): TVM 0.27 lowers popcount for LLVM CPUs and clz for its CUDA source target
     only. Once per process.

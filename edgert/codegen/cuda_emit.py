@@ -1,4 +1,4 @@
-"""TIR PrimFuncs (GPU-scheduled by ``lower.lower(..., gpu_threads=N)``) -> one CUDA cubin for
+"""TIR PrimFuncs (GPU-scheduled by ``lower.lower`` with a CUDA policy's gpu_threads) -> one CUDA cubin for
 one GPU architecture, with each kernel's launch dimensions.
 
 Contract
@@ -105,7 +105,7 @@ def _as_entries(ptx: str, kernels: list[str]) -> str:
 def emit_cubin(funcs: Mapping[str, tirx.PrimFunc], arch: str) -> CudaCode:
     global _libdevice
     c_emit.check_signatures(funcs)
-    c_emit._register_intrinsic_lowerings()
+    c_emit.register_intrinsic_lowerings()
     root = nvcc_root()
     _libdevice = root / "nvvm" / "libdevice" / "libdevice.10.bc"
     target = tvm.target.Target({"kind": "nvptx", "mcpu": arch})

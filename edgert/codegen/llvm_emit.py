@@ -45,7 +45,7 @@ class ObjectCode(c_emit.KernelSignatures):
 
 def emit_object(funcs: Mapping[str, tirx.PrimFunc], llvm_target: dict, *, aliased: Collection[str] = ()) -> ObjectCode:
     c_emit.check_signatures(funcs)
-    c_emit._register_intrinsic_lowerings()  # edgert_clz32 and friends are external calls alike
+    c_emit.register_intrinsic_lowerings()  # edgert_clz32 and friends are external calls alike
     target = tvm.target.Target(llvm_target)
     mod = tvm.IRModule({name: func.with_attr("global_symbol", name).with_attr("target", target)
                         for name, func in funcs.items()})

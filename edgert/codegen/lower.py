@@ -8,17 +8,20 @@ from edgert.ops import REGISTRY, forms
 from edgert.plan.arena import ArenaPlan
 
 from .kernel import Kernel, KernelCtx, Lowered, cname
+from .policy import CodegenPolicy, c_policy
 from .schedule import schedule
 
 __all__ = ["Kernel", "Lowered", "lower"]
 
 
-def lower(g: Graph, plan: ArenaPlan, *, gpu_threads: int | None = None, fence_float: bool = False,
-          simd: bool = False) -> Lowered:
-    """One Kernel per op (none for a reshape whose output aliases its input); GPU kernels
-    with ``gpu_threads`` threads a block; ``fence_float`` for TVM's LLVM back ends (see
-    KernelCtx.product); ``simd``: loop orders for a CPU with vector registers and room for
-    per-position accumulators on its stack (see edgert.codegen.schedule)."""
+def lower(g: Graph, plan: ArenaPlan, policy: CodegenPolicy | None = None) -> Lowered:
+    """One Kernel per op (none for a reshape whose output aliases its input), as the target's
+    ``policy`` asks (default: portable C): GPU kernels with its ``gpu_threads`` threads a block;
+    ``fence_float`` for TVM's LLVM back ends (see KernelCtx.product); ``vectorize``: loop
+    orders for a CPU with vector registers and room for per-position accumulators on its stack
+    (see edgert.codegen.schedule)."""
+    policy = policy or c_policy()
+    gpu_threads, fence_float, simd = policy.gpu_threads, policy.fence_float, policy.vectorize
     result = Lowered(kernels=[])
     for op in g.ops:
         if op.kind == "reshape" and op.outputs[0] in plan.aliases:

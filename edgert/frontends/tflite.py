@@ -58,7 +58,7 @@ def _spatial(opts, x: Tensor, fh: int, fw: int) -> dict:
     }
 
 
-class _Reader:
+class Reader:
     def __init__(self, model, path: str):
         self.model = model
         self.path = path
@@ -114,7 +114,7 @@ def _unpack_int4(raw: np.ndarray, shape: tuple[int, ...], where: str) -> np.ndar
     return ((nibbles ^ 8) - 8).astype(np.int8).reshape(shape)
 
 
-def _tensor(r: _Reader, index: int) -> Tensor:
+def _tensor(r: Reader, index: int) -> Tensor:
     t = r.sg.tensors[index]
     shape = tuple(int(d) for d in (t.shape if t.shape is not None else ()))
     if any(d <= 0 for d in shape):
@@ -311,7 +311,7 @@ def load(path: str | os.PathLike, data: bytes | None = None) -> Graph:
             f"{path}: the model has {len(model.subgraphs)} subgraphs (control flow)",
             "edgert compiles single-subgraph models; remove WHILE/IF ops before export",
         )
-    r = _Reader(model, path)
+    r = Reader(model, path)
     sg = r.sg
     ops = sg.operators or []
 

@@ -27,7 +27,7 @@ def _buffer(model, t) -> np.ndarray:
 
 def layers(model) -> list[tuple[int, object]]:
     """(operator index, operator) of each int8 layer with constant weights."""
-    r = tfl._Reader(model, "<model>")
+    r = tfl.Reader(model, "<model>")
     out = []
     for i, op in enumerate(model.subgraphs[0].operators or []):
         if r.opcode_name(op) in LAYERS and model.subgraphs[0].tensors[op.inputs[1]].type == fb.TensorType.INT8:
@@ -86,7 +86,7 @@ def requantize(src: str | Path, dst: str | Path, formats: dict[int, str]) -> lis
             raise UnsupportedError(f"{src}: operator #{i}'s weights are shared with another layer",
                                    "re-export the model without weight sharing")
         if fmt == "int4":
-            row.update(_int4(model, op, int4_type=tfl._Reader(model, "").opcode_name(op) != "FULLY_CONNECTED"))
+            row.update(_int4(model, op, int4_type=tfl.Reader(model, "").opcode_name(op) != "FULLY_CONNECTED"))
         elif fmt.startswith("codebook"):
             row.update(_codebook(model, op, int(fmt[len("codebook"):] or 4)))
         elif fmt != "int8":

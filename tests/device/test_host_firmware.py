@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgert.device import host_board, protocol as P
+from edgert.backends import host
+from edgert.device import protocol as P
 from edgert.device.session import ProtocolError, Session
 from edgert.validate.tflm_ref import run_tflm
 
@@ -15,7 +16,7 @@ from .malformed import CASES, expect_error
 
 @pytest.fixture
 def session(hello_host_build):
-    s = Session(host_board.start(hello_host_build.dir, hello_host_build.meta), name="host firmware")
+    s = Session(host.start_firmware(hello_host_build.dir, hello_host_build.meta), name="host firmware")
     yield s
     s.close()
 

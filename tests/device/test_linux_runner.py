@@ -14,7 +14,6 @@ from edgert import api
 from edgert.backends import linux
 from edgert.device import protocol as P
 from edgert.device.board import connect
-from edgert.device.linux_board import open_runner
 from edgert.device.session import Session
 from edgert.errors import UserError
 from edgert.validate.tflm_ref import run_tflm
@@ -53,7 +52,8 @@ def test_emulated_runner_counts_instructions_exactly(hello_rpi4_build):
 
 def test_runner_survives_malformed_frames(hello_rpi4_build):
     b = hello_rpi4_build
-    transport, _, name = open_runner(b, None)
+    link = linux.runner_link(b, None)
+    transport, name = link.transport, link.name
     s = Session(transport, name=name)
     try:
         s.check_build(b.meta)
