@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgert import flashing
 from edgert.errors import EdgertError, UserError
-from edgert.targets import FLASH_METHODS
 
 EXIT_OK, EXIT_BUG = 0, 1
 
@@ -154,7 +154,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_flash(args) -> int:
-    from edgert import api, flashing
+    from edgert import api
     from edgert.device import board as boards
 
     b = api.load_build(args.build)
@@ -175,8 +175,9 @@ def cmd_flash(args) -> int:
         bar.update(done - bar.n)
 
     try:
-        result = flashing.flash(b, args.method, args.port, progress=progress, key=args.key,
-                                probe_tool=args.probe_tool, **_device_options(args))
+        result = flashing.flash(b, args.method, args.port, progress=progress, **_device_options(args),
+                                **{name: getattr(args, name) for m in flashing.FLASHERS
+                                   for name in flashing.flasher(m).OPTIONS})
     finally:
         if bar is not None:
             bar.close()
@@ -418,13 +419,10 @@ def make_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("flash", help="put a build's firmware on its board (emulated, serial bootloader, SMP, probe)")
     s.add_argument("build")
     _add_device_args(s)
-    s.add_argument("--method", choices=FLASH_METHODS,
+    s.add_argument("--method", choices=tuple(flashing.FLASHERS),
                    help="how to program the board (default: the first its profile lists that fits; "
                         "qemu for the emulated board without --port)")
-    s.add_argument("--key", help="--method smp: the imgtool signing key (.pem); default: an unsigned image "
-                                 "(hash only), which MCUboot accepts only when built without signature checks")
-    s.add_argument("--probe-tool", choices=["pyocd", "openocd"],
-                   help="--method probe: the tool (default: pyOCD if installed, else OpenOCD)")
+    flashing.add_args(s)
     s.add_argument("--stop", action="store_true", help="stop the emulated board started for this build")
     s.set_defaults(func=cmd_flash)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgert.backends import BACKENDS
+from edgert.flashing.methods import FLASHERS
 from edgert.errors import UnsupportedError, UserError
 from edgert.package_data import targets_dir
 
@@ -119,7 +120,8 @@ def available_boards() -> list[str]:
     return sorted(p.stem for p in boards_dir().glob("*.toml"))
 
 
-FLASH_METHODS = ("qemu", "serial-stm32", "smp", "probe", "none")
+#: how boards can be flashed (edgert.flashing: one module each)
+FLASH_METHODS = tuple(FLASHERS)
 
 
 def _board(data: dict, path: Path, where: str) -> Board:

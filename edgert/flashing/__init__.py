@@ -1,4 +1,11 @@
-"""Putting a build's firmware on a board, by the methods its profile lists:
+"""Putting a build's firmware on a board, by the methods its profile lists. One module per
+method, named in FLASHERS; each gives
+
+    OPTIONS                 the keyword options its run() takes beyond the common ones
+    add_args(parser)        their command-line flags, for `edgert flash`
+    run(build, port, *, timeout, trace, progress, **options) -> FlashResult
+
+The methods:
 
     qemu          start the emulated board on the image (no port)
     serial-stm32  the STM32 system-memory bootloader over a serial port (AN3155); on an
@@ -15,24 +22,29 @@ left another model running fails. (A probe needs no port; without one, nothing i
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib
+from types import ModuleType
 from typing import Callable
 
-from edgert.device import emulator, protocol as P
 from edgert.device.session import DEFAULT_TIMEOUT
-from edgert.errors import DeviceError, UserError
+from edgert.errors import UserError
 
-from . import an3155
+from .methods import FLASHERS
+from .result import FlashResult
+
+__all__ = ["ALWAYS", "FLASHERS", "FlashResult", "add_args", "choose_method", "flash", "flasher"]
 
 ALWAYS = ("none",)  # methods every board has
 
 
-@dataclass
-class FlashResult:
-    method: str
-    hello: P.Hello | None                          # None: programmed, not checked (no port)
-    running: emulator.RunningBoard | None = None   # an emulated board left running
-    stats: object | None = None                    # what the method reports (bytes, retries)
+def flasher(method: str) -> ModuleType:
+    return importlib.import_module(FLASHERS[method])
+
+
+def add_args(parser) -> None:
+    """Every method's own command-line flags."""
+    for method in FLASHERS:
+        flasher(method).add_args(parser)
 
 
 def choose_method(board, method: str | None, port: str | None) -> str:
@@ -55,13 +67,11 @@ def choose_method(board, method: str | None, port: str | None) -> str:
 
 
 def flash(build, method: str | None = None, port: str | None = None, *, timeout: float = DEFAULT_TIMEOUT,
-          trace: bool = False, progress: Callable[[int, int], None] | None = None, key: str | None = None,
-          probe_tool: str | None = None, retries: int = 3) -> FlashResult:
+          trace: bool = False, progress: Callable[[int, int], None] | None = None, **options) -> FlashResult:
     """Program ``build`` onto its board by ``method`` and check it answers. ``progress`` is
-    called with (bytes done, bytes in all) while an image moves. ``key`` signs for smp,
-    ``probe_tool`` picks pyOCD or OpenOCD for probe, ``retries`` bounds serial-stm32's."""
-    from edgert.device import board as boards
-
+    called with (bytes done, bytes in all) while an image moves. ``options`` (None: not
+    given) go to the method that takes them: ``key`` signs for smp, ``probe_tool`` picks
+    pyOCD or OpenOCD for probe, ``retries`` bounds serial-stm32's."""
     board = build.target.board
     if build.target.kind == "linux":
         raise UserError(f"{build.dir} is for {build.target.name}, a Linux board: it has a runner, not firmware",
@@ -71,85 +81,13 @@ def flash(build, method: str | None = None, port: str | None = None, *, timeout:
         raise UserError(f"{build.dir} is a host build; there is no firmware to flash",
                         "rebuild for a board: --target cortex-m7")
     method = choose_method(board, method, port)
-    for value, flag, owner in ((key, "--key", "smp"), (probe_tool, "--probe-tool", "probe")):
-        if value is not None and method != owner:
+    chosen = flasher(method)
+    given = {k: v for k, v in options.items() if v is not None}
+    for name in given:
+        if name not in chosen.OPTIONS:
+            owner = next((m for m in FLASHERS if name in flasher(m).OPTIONS), None)
+            if owner is None:
+                raise TypeError(f"flash() got an unexpected option {name!r}")
+            flag = "--" + name.replace("_", "-")
             raise UserError(f"{flag} applies to --method {owner}, not {method}", f"drop {flag}, or use --method {owner}")
-    if method == "qemu":
-        if port is not None:
-            raise UserError("--method qemu starts the emulated board; it takes no --port",
-                            "drop --port, or choose another --method")
-        running, hello = boards.flash(build, None, timeout=timeout, trace=trace)
-        return FlashResult(method, hello, running)
-    if method == "none":
-        _, hello = boards.flash(build, _need_port(port, method), timeout=timeout, trace=trace)
-        return FlashResult(method, hello)
-    if method == "serial-stm32":
-        return _serial_stm32(build, port, timeout=timeout, trace=trace, progress=progress, retries=retries)
-    if method == "smp":
-        from . import smp
-
-        stats = smp.flash(build, _need_port(port, method), progress=progress, key=key)
-    elif method == "probe":
-        from . import probe
-
-        stats = probe.flash(build, probe_tool=probe_tool)
-    else:  # choose_method only returns methods of FLASH_METHODS
-        raise AssertionError(method)
-    if port is None:  # programmed; nothing to talk to the board over
-        return FlashResult(method, None, None, stats)
-    with boards.connect(build, port, timeout=timeout, trace=trace) as b:
-        return FlashResult(method, b.hello, None, stats)
-
-
-def _need_port(port: str | None, method: str) -> str:
-    if port is None:
-        raise UserError(f"--method {method} needs the board's serial port",
-                        "pass --port /dev/ttyACM0 (see `edgert doctor` for the ports found)")
-    return port
-
-
-def _serial_stm32(build, port, *, timeout, trace, progress, retries) -> FlashResult:
-    from edgert.device import board as boards
-    from edgert.device.transport import SerialTransport
-
-    target = build.target
-    board = target.board
-    opts = board.options("serial-stm32")
-    image = (build.dir / build.meta["firmware"]).with_suffix(".bin").read_bytes()
-    flash_region = board.region("flash")
-    erase = an3155.erase_units(opts, flash_region.origin, flash_region.origin, len(image))
-    started = None
-    if port is None:
-        from . import emulated_bootloader
-
-        if not board.emulated:
-            _need_port(port, "serial-stm32")
-        elf = emulated_bootloader.build(target, build.dir / "firmware" / "bootloader")
-        started = emulator.start(build.dir, board.emulator, elf, board.name, detach=True)
-        url = started.url
-    else:
-        url = port
-    try:
-        link = SerialTransport(url, baudrate=int(opts.get("baudrate", 115200)), parity="E")
-        try:
-            bl = an3155.Bootloader(link, where=f"the board at {url}" if started is None else "the emulated board")
-            done = 0
-
-            def step(n: int) -> None:
-                nonlocal done
-                done += n
-                if progress:
-                    progress(done, len(image))
-
-            stats = an3155.program(bl, image, base=flash_region.origin, erase=erase,
-                                   chip_id=opts.get("chip_id"), retries=retries, progress=step)
-        finally:
-            link.close()
-        if started is not None:
-            started = emulator.record_image(build.dir, build.dir / build.meta["firmware"])
-        with boards.connect(build, port, timeout=timeout, trace=trace) as b:
-            return FlashResult("serial-stm32", b.hello, started, stats)
-    except DeviceError:
-        if started is not None:
-            emulator.stop(build.dir)
-        raise
+    return chosen.run(build, port, timeout=timeout, trace=trace, progress=progress, **given)

@@ -99,3 +99,20 @@ def _openocd(hex_path: str, config: list[str]) -> None:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-6:])
         raise DeviceError(f"OpenOCD failed to program the board:\n{tail}",
                           "check the probe (USB, udev rules) and the board's [flash.probe] openocd configuration")
+
+
+# --------------------------------------------------------------------------- the flash method
+
+OPTIONS = ("probe_tool",)
+
+
+def add_args(parser) -> None:
+    parser.add_argument("--probe-tool", choices=["pyocd", "openocd"],
+                        help="--method probe: the tool (default: pyOCD if installed, else OpenOCD)")
+
+
+def run(build, port, *, timeout, trace, progress=None, probe_tool: str | None = None):
+    """Program over SWD; with --port, then ask the board for its model."""
+    from .result import checked
+
+    return checked(build, "probe", port, flash(build, probe_tool=probe_tool), timeout=timeout, trace=trace)

@@ -116,3 +116,20 @@ async def _upload(port: str, image: bytes, progress, timeout: float) -> None:
                           "check that MCUboot's serial recovery (or an SMP server) runs on that port") from None
     finally:
         await client.disconnect()
+
+
+# --------------------------------------------------------------------------- the flash method
+
+OPTIONS = ("key",)
+
+
+def add_args(parser) -> None:
+    parser.add_argument("--key", help="--method smp: the imgtool signing key (.pem); default: an unsigned image "
+                                      "(hash only), which MCUboot accepts only when built without signature checks")
+
+
+def run(build, port, *, timeout, trace, progress=None, key: str | None = None):
+    from .result import checked, need_port
+
+    stats = flash(build, need_port(port, "smp"), progress=progress, key=key)
+    return checked(build, "smp", port, stats, timeout=timeout, trace=trace)
