@@ -98,7 +98,8 @@ def build(model: str | Path, target: str | Path = "host", out_dir: str | Path = 
     policy = be.policy(tgt)
     compiled = compile_model(model, weights=weights, simd=policy.simd_costs)
     g, p = compiled.graph, compiled.plan
-    targets.check_ops(tgt, sorted({op.kind for op in g.ops}))
+    op_kinds = sorted({op.kind for op in g.ops})
+    targets.check_ops(tgt, op_kinds)
     if ram_limit is not None and p.size > ram_limit:
         raise ResourceError(
             f"the arena needs {p.size:,} bytes, {p.size - ram_limit:,} bytes over --ram-limit {ram_limit:,}",
@@ -108,7 +109,7 @@ def build(model: str | Path, target: str | Path = "host", out_dir: str | Path = 
     if bnn_mst:
         from edgert.passes import mst
 
-        mst_rows = mst.run(g, policy.mst_entry_cost if policy.mst_entry_cost is not None else mst.ENTRY_COST)
+        mst_rows = mst.run(g, policy.mst_entry_cost)
     lowered = lower.lower(g, p, policy)
     funcs = {k.name: k.func for k in lowered.kernels}
     kernels = emit_kernels(funcs, policy, aliased={k.name for k in lowered.kernels if k.in_place})
@@ -147,7 +148,7 @@ def build(model: str | Path, target: str | Path = "host", out_dir: str | Path = 
     meta = {"format": BUILD_FORMAT, "target": target_ref, "model_file": model_file, "io": io_spec(g),
             "model_hash": rep["model_hash"], "arena_bytes": p.size,
             "kernels": [k.op.name for k in lowered.kernels],  # the device's layer order
-            "op_kinds": sorted({op.kind for op in g.ops})}
+            "op_kinds": op_kinds}
     if board is not None:  # how Build.target finds the board again
         meta["board_ref"] = str(board) if Path(str(board)).suffix != ".toml" else str(Path(board).resolve())
     rep.update(be.build(out, tgt, meta, kernels))

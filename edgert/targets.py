@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgert.backends import BACKENDS
-from edgert.flashing.methods import FLASHERS
 from edgert.errors import UnsupportedError, UserError
+from edgert.flashing.methods import FLASHERS
 from edgert.package_data import targets_dir
 
 #: the target kinds, one per backend (edgert.backends)

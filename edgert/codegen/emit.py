@@ -6,6 +6,9 @@ from collections.abc import Collection, Mapping
 
 from .policy import CodegenPolicy
 
+#: the relocatable object of emitter "llvm", linked by the host and Linux backends
+KERNEL_OBJECT = "kernels.o"
+
 
 def emit_kernels(funcs: Mapping[str, object], policy: CodegenPolicy, *, aliased: Collection[str] = ()):
     """``funcs`` (C name -> TIR PrimFunc) as one CSource (emitter "c"), ObjectCode ("llvm") or
@@ -33,7 +36,3 @@ def kernel_files(policy: CodegenPolicy, kernels) -> dict[str, str | bytes]:
         return {KERNEL_OBJECT: kernels.object, "kernels.s": kernels.assembly,
                 "kernel_helpers.c": c_emit.extern_helpers()}
     return {"kernels.c": kernels.code}
-
-
-#: the relocatable object of emitter "llvm", linked by the host and Linux backends
-KERNEL_OBJECT = "kernels.o"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from edgert.passes import mst
+
 
 @dataclass(frozen=True)
 class CodegenPolicy:
@@ -11,7 +13,7 @@ class CodegenPolicy:
                                       # LLVM back end, an object for the exact CPU) or "cuda" (a cubin)
     simd_costs: bool = False          # choose weight formats by the cost of vectorized / parallel
                                       # kernels (edgert.passes.weight_format.SIMD), not scalar ones
-    mst_entry_cost: float | None = None  # edgert.passes.mst's cost of a difference entry; None: its default
+    mst_entry_cost: float = mst.ENTRY_COST  # edgert.passes.mst's cost of a difference entry
     vectorize: bool = False           # loop orders for vector registers (edgert.codegen.schedule)
     fence_float: bool = False         # see edgert.codegen.kernel.KernelCtx.product
     gpu_threads: int | None = None    # threads per block of GPU kernels
@@ -28,8 +30,6 @@ def c_policy() -> CodegenPolicy:
 def llvm_cpu_policy(llvm_target: dict) -> CodegenPolicy:
     """TVM's LLVM back end for one CPU (Linux boards, host-llvm): vectorized schedules, and
     weight formats and binary-conv reuse by the costs of vectorized kernels."""
-    from edgert.passes import mst
-
     return CodegenPolicy(emitter="llvm", simd_costs=True, mst_entry_cost=mst.ENTRY_COST_SIMD, vectorize=True,
                          fence_float=True, llvm_target=llvm_target)
 

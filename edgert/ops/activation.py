@@ -10,9 +10,8 @@ time into a table:
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -40,16 +39,16 @@ def check(op: Op, g: Graph) -> None:
     require_per_tensor(op, x, "input")
     require_per_tensor(op, y, "output")
     if op.kind == "hard_swish":
-        ratio = float(x.quant.scale[0]) / float(y.quant.scale[0])
         if hard_swish_params(float(x.quant.scale[0]), float(y.quant.scale[0]))[1] > 0:
+            ratio = float(x.quant.scale[0]) / float(y.quant.scale[0])
             raise fail(op, f"the input scale is {ratio:.4g} times the output scale (at most 128 for int8 "
                            "hard swish, as TensorFlow Lite Micro requires)",
                        "re-quantize the model with a representative dataset: the output range of a hard "
                        "swish covers its input's positive range")
     elif (np.float32(y.quant.scale[0]), y.quant.zp) != (np.float32(1 / 256), -128):
-            raise fail(op, f"int8 output quantization is ({y.quant.scale[0]:.6g}, {y.quant.zp})",
-                       "int8 softmax and logistic outputs must use scale 1/256 and zero point -128, "
-                       "as the TFLite converter produces")
+        raise fail(op, f"int8 output quantization is ({y.quant.scale[0]:.6g}, {y.quant.zp})",
+                   "int8 softmax and logistic outputs must use scale 1/256 and zero point -128, "
+                   "as the TFLite converter produces")
 
 
 def prepare(op: Op, g: Graph) -> None:
@@ -180,8 +179,7 @@ def lower_logistic(c: KernelCtx) -> te.Tensor:
     if y.dtype is DType.F32:
         one = tirx.const(1.0, "float32")
         return te.compute(y.shape, lambda *i: one / (one + te.exp(-X(*i))), name="out")
-    T = c.const("table", op.attrs["table"])
-    return te.compute(y.shape, lambda *i: T[X(*i).astype("int32") + 128], name="out")
+    return _table_lookup(c, X, y.shape)
 
 
 def lower_hard_swish(c: KernelCtx) -> te.Tensor:
@@ -193,8 +191,15 @@ def lower_hard_swish(c: KernelCtx) -> te.Tensor:
     if y.dtype is DType.F32:
         zero, three, six = (tirx.const(v, "float32") for v in (0.0, 3.0, 6.0))
         return te.compute(y.shape, lambda *i: X(*i) * te.min(six, te.max(zero, X(*i) + three)) / six, name="out")
-    T = c.const("table", op.attrs["table"])
-    return te.compute(y.shape, lambda *i: T[X(*i).astype("int32") + 128], name="out")
+    return _table_lookup(c, X, y.shape)
+
+
+def _table_lookup(c: KernelCtx, X, shape) -> te.Tensor:
+    """An int8 function of one int8 input: its 256-entry table (op.attrs["table"]) at x + 128."""
+    from tvm import te
+
+    T = c.const("table", c.op.attrs["table"])
+    return te.compute(shape, lambda *i: T[X(*i).astype("int32") + 128], name="out")
 
 
 def _stage(rows: int, make, prev: te.Tensor, name: str) -> te.Tensor:

@@ -32,7 +32,7 @@ from edgert.ir import DType, Graph, Op
 from edgert.ir.activations import FUSED_ACTIVATIONS
 
 from .common import fail, require_per_tensor
-from .fixedpoint import INT32_MAX, INT32_MIN
+from .fixedpoint import INT32_MAX, INT32_MIN, tflite_round
 
 if TYPE_CHECKING:  # annotations only: TVM is imported inside the lowering functions
     from tvm import te
@@ -141,17 +141,13 @@ def prepare(op: Op, g: Graph) -> None:
         y = g.tensor(op.outputs[0])
         a["channels"] = y.shape[-1]
         if y.dtype is I8:
-            offset = _round_half_away(float(np.float32(1.0) / np.float32(y.quant.scale[0])))
+            offset = tflite_round(float(np.float32(1.0) / np.float32(y.quant.scale[0])))
             a["plus"] = min(127, y.quant.zp + offset)
             a["minus"] = max(-128, y.quant.zp - offset)
         else:
             a["plus"], a["minus"] = 1.0, -1.0
     elif op.kind == "bconv2d":
         _prepare_bconv(op, g)
-
-
-def _round_half_away(v: float) -> int:
-    return int(np.floor(v + 0.5)) if v >= 0 else -int(np.floor(-v + 0.5))
 
 
 def _prepare_bconv(op: Op, g: Graph) -> None:

@@ -3,7 +3,6 @@ stay bit-exact (host C and the emulated Cortex-M7) for every padding and output 
 planned only where they save work, and report the bit operations they save."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -13,15 +12,14 @@ from edgert import api
 from edgert.cli import main
 from edgert.device.board import connect
 from edgert.passes import mst
+from tests.support import scripts
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "lce"
 
 
 def _similar(case: str, tmp_path, prototypes=4, flips=2) -> Path:
-    spec = importlib.util.spec_from_file_location("similar_filters", REPO / "scripts" / "similar_filters.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = scripts.load("scripts/similar_filters.py")
     out = tmp_path / f"{case}_similar.tflite"
     mod.rewrite(FIXTURES / f"{case}.tflite", out, prototypes, flips)
     return out

@@ -3,9 +3,6 @@ export ONNX, compile (the binary layers become XOR-popcount kernels), and compar
 onnxruntime on the host and with the host reference on the emulated Cortex-M7."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -13,15 +10,11 @@ import pytest
 from edgert import api
 from edgert.cli import main
 from edgert.ops import reference
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "train_bnn.py"
+from tests.support import scripts
 
 
 def _example():
-    spec = importlib.util.spec_from_file_location("train_bnn", EXAMPLE)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return scripts.load("examples/train_bnn.py")
 
 
 @pytest.fixture(scope="module", params=["reste", "biper"])

@@ -2,17 +2,11 @@
 (scripts/import_graph.py, the same check a developer runs)."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "import_graph.py"
+from tests.support import scripts
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("import_graph", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return scripts.load("scripts/import_graph.py")
 
 
 def test_no_import_circles_and_no_private_names_across_modules():
