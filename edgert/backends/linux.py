@@ -4,7 +4,7 @@ stdin/stdout, TCP or a serial port (firmware/linux/runner.c).
 
 The kernels come from TVM's LLVM back end for the target's exact CPU (``kernels.o``, with
 ``kernels.s`` beside it to read), or for a Jetson ([kernels] backend = "cuda") from
-codegen.cuda_emit as a cubin inside model.c, launched by firmware/linux/cuda_driver.c. model.c,
+codegen.emit.cuda as a cubin inside model.c, launched by firmware/linux/cuda_driver.c. model.c,
 the weights and the runtime are cross-compiled by the target's C compiler. Outputs in
 ``<build>/runner/``: edgert-runner and model_desc.c.
 

@@ -20,11 +20,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgert.ir import Graph
+from edgert.ir.dtypes import C_TYPES
 from edgert.plan.arena import ALIGN, ArenaPlan
 
-from .c_emit import CSource
-from .cuda_emit import CudaCode
-from .llvm_emit import ObjectCode
+from .emit.c import CSource
+from .emit.cuda import CudaCode
+from .emit.llvm import ObjectCode
 from .lower import Lowered
 
 
@@ -48,10 +49,6 @@ def _c_array(name: str, data: np.ndarray, ctype: str) -> str:
         lines.append("  " + ", ".join(vals[i:i + 24]) + ",")
     return (f"const {ctype} {name}[{max(len(vals), 1)}] __attribute__((aligned({ALIGN}))) = {{\n"
             + "\n".join(lines) + "\n};\n")
-
-
-_CTYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "uint16": "uint16_t", "int32": "int32_t",
-           "int64": "int64_t", "float32": "float"}
 
 
 def model_hash(g: Graph, lowered: Lowered) -> str:
@@ -123,7 +120,7 @@ def emit(g: Graph, plan: ArenaPlan, lowered: Lowered, kernels: CSource | ObjectC
     consts = lowered.consts
     weights = ['#include "model.h"\n', "#include <math.h>\n\n"]
     for name, data in consts.items():
-        weights.append(_c_array(name, data, _CTYPES[str(data.dtype)]))
+        weights.append(_c_array(name, data, C_TYPES[str(data.dtype)]))
     flash_bytes = sum(int(d.nbytes) for d in consts.values())
 
     h = [
@@ -158,7 +155,7 @@ def emit(g: Graph, plan: ArenaPlan, lowered: Lowered, kernels: CSource | ObjectC
         "extern uint8_t edgert_arena[];",
     ]
     for name, data in consts.items():
-        h.append(f"extern const {_CTYPES[str(data.dtype)]} {name}[];")
+        h.append(f"extern const {C_TYPES[str(data.dtype)]} {name}[];")
     h += ["#ifdef __cplusplus", "}", "#endif", "#endif /* EDGERT_MODEL_H_ */", ""]
 
     def ptr(arg, ctype: str, is_const: bool) -> str:

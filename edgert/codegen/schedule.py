@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from tvm import s_tir, tirx
 
-from .c_emit import walk
+from .emit.tir import walk
 
 
 def schedule(func, gpu_threads: int | None = None, channels_inner: bool = False, unroll: int = 1) -> object:

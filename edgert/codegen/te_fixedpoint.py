@@ -106,7 +106,7 @@ def clamp(x, lo, hi, dtype: str):
 
 def clz32(x):
     """Count leading zeros of a positive int32: TVM's clz intrinsic, which LLVM (CPU and
-    NVPTX) lowers itself and c_emit lowers to edgert_clz32 in the C prelude."""
+    NVPTX) lowers itself and edgert.codegen.emit.tir lowers to edgert_clz32 in the C prelude."""
     return tirx.clz(x)
 
 

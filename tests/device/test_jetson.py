@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from edgert import api, targets
-from edgert.codegen.cuda_emit import cubin_arch
+from edgert.codegen.emit.cuda import cubin_arch
 from edgert.device import protocol as P
 from edgert.device.board import connect
 from edgert.device.session import ProtocolError

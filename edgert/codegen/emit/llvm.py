@@ -2,12 +2,12 @@
 
 Contract
 --------
-``emit_object(funcs, llvm_target)`` lowers the kernels together, exactly as ``c_emit`` does
+``emit_object(funcs, llvm_target)`` lowers the kernels together, exactly as ``emit.c`` does
 up to code generation (same pass list, ``bind_raw_pointers`` instead of the packed API), but
 with TVM's vectorizer on, and has LLVM compile them for ``llvm_target`` (a TVM target dict:
 ``{"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mcpu": "cortex-a72"}``). Every kernel is
-an ordinary C-ABI function with the same prototype ``emit_c`` would print, so model.c calls
-either alike. The object references only the helpers of ``c_emit.extern_helpers()`` (compile
+an ordinary C-ABI function with the same prototype ``emit.c.emit_c`` would print, so model.c calls
+either alike. The object references only the helpers of ``tir.extern_helpers()`` (compile
 that C beside it); it needs no TVM runtime.
 
 LLVM schedules each kernel for the CPU named by ``mcpu``: NEON on AArch64, and the int8
@@ -23,8 +23,8 @@ from pathlib import Path
 import tvm
 from tvm import tirx
 
-from . import c_emit
-from .c_emit import Param
+from . import tir
+from .tir import Param
 
 __all__ = ["MAX_LOCAL_BYTES", "ObjectCode", "emit_object"]
 
@@ -34,7 +34,7 @@ MAX_LOCAL_BYTES = 64 * 1024
 
 
 @dataclasses.dataclass(frozen=True)
-class ObjectCode(c_emit.KernelSignatures):
+class ObjectCode(tir.KernelSignatures):
     """Result of ``emit_object``: the ELF object, its assembly (for reading), and each
     kernel's parameters in call order (names ``p0``, ``p1``, ...)."""
 
@@ -44,16 +44,16 @@ class ObjectCode(c_emit.KernelSignatures):
 
 
 def emit_object(funcs: Mapping[str, tirx.PrimFunc], llvm_target: dict, *, aliased: Collection[str] = ()) -> ObjectCode:
-    c_emit.check_signatures(funcs)
-    c_emit.register_intrinsic_lowerings()  # edgert_clz32 and friends are external calls alike
+    tir.check_signatures(funcs)
+    tir.register_intrinsic_lowerings()  # edgert_clz32 and friends are external calls alike
     target = tvm.target.Target(llvm_target)
     mod = tvm.IRModule({name: func.with_attr("global_symbol", name).with_attr("target", target)
                         for name, func in funcs.items()})
     with tvm.transform.PassContext(opt_level=3):
-        mod = tvm.ir.transform.Sequential(c_emit.lowering_passes(vectorize=True))(mod)
+        mod = tvm.ir.transform.Sequential(tir.lowering_passes(vectorize=True))(mod)
     signatures = {}
     for name, func in funcs.items():
-        params = c_emit.params(name, func, mod[name], aliased=name in aliased, vectors=True,
+        params = tir.params(name, func, mod[name], aliased=name in aliased, vectors=True,
                                max_local_bytes=MAX_LOCAL_BYTES)
         signatures[name] = [dataclasses.replace(p, name=f"p{i}") for i, p in enumerate(params)]
     built = tvm.get_global_func("target.build.llvm")(mod, target)

@@ -32,8 +32,8 @@ from tvm import tirx
 
 from edgert.errors import ToolchainError
 
-from . import c_emit
-from .c_emit import Param, walk
+from . import tir
+from .tir import Param, walk
 
 __all__ = ["CudaCode", "Launch", "cubin_arch", "emit_cubin", "nvcc_root"]
 
@@ -47,7 +47,7 @@ class Launch:
 
 
 @dataclasses.dataclass(frozen=True)
-class CudaCode(c_emit.KernelSignatures):
+class CudaCode(tir.KernelSignatures):
     cubin: bytes
     ptx: str
     arch: str
@@ -76,7 +76,7 @@ def _launch(name: str, func) -> Launch:
             extents[str(node.node.thread_tag)] = int(node.value)
     unknown = set(extents) - {"blockIdx.x", "threadIdx.x"}
     if unknown or "threadIdx.x" not in extents:
-        raise c_emit.CEmitError(f"kernel {name}: expected a 1-D launch (blockIdx.x, threadIdx.x), got {sorted(extents)}")
+        raise tir.CEmitError(f"kernel {name}: expected a 1-D launch (blockIdx.x, threadIdx.x), got {sorted(extents)}")
     return Launch(extents.get("blockIdx.x", 1), extents["threadIdx.x"])
 
 
@@ -98,14 +98,14 @@ def _as_entries(ptx: str, kernels: list[str]) -> str:
     for name in kernels:
         ptx, n = re.subn(rf"^\.visible \.func {name}\(", f".visible .entry {name}(", ptx, flags=re.M)
         if n != 1:
-            raise c_emit.CEmitError(f"kernel {name}: expected one PTX function, found {n}", "this is an edgert bug")
+            raise tir.CEmitError(f"kernel {name}: expected one PTX function, found {n}", "this is an edgert bug")
     return ptx
 
 
 def emit_cubin(funcs: Mapping[str, tirx.PrimFunc], arch: str) -> CudaCode:
     global _libdevice
-    c_emit.check_signatures(funcs)
-    c_emit.register_intrinsic_lowerings()
+    tir.check_signatures(funcs)
+    tir.register_intrinsic_lowerings()
     root = nvcc_root()
     _libdevice = root / "nvvm" / "libdevice" / "libdevice.10.bc"
     target = tvm.target.Target({"kind": "nvptx", "mcpu": arch})
@@ -116,10 +116,10 @@ def emit_cubin(funcs: Mapping[str, tirx.PrimFunc], arch: str) -> CudaCode:
         .with_attr("tirx.is_global_func", True)
         for name, func in funcs.items()})
     with tvm.transform.PassContext(opt_level=3):
-        mod = tvm.ir.transform.Sequential(c_emit.lowering_passes(threads=True))(mod)
+        mod = tvm.ir.transform.Sequential(tir.lowering_passes(threads=True))(mod)
     signatures, launches = {}, {}
     for name, func in funcs.items():
-        params = c_emit.params(name, func, mod[name])
+        params = tir.params(name, func, mod[name])
         signatures[name] = [dataclasses.replace(p, name=f"p{i}") for i, p in enumerate(params)]
         launches[name] = _launch(name, mod[name])
     ptx = _as_entries(tvm.get_global_func("target.build.nvptx")(mod, target).inspect_source(), list(funcs))

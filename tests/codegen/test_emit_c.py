@@ -1,4 +1,4 @@
-"""edgert.codegen.c_emit: TE kernels -> plain C, compiled on the host, bit-exact vs numpy.
+"""edgert.codegen.emit.c: TE kernels -> plain C, compiled on the host, bit-exact vs numpy.
 
 All kernels are emitted as one translation unit (as the model emitter will do), compiled
 once into a shared library, and each is run on random data from a fixed seed.
@@ -16,7 +16,7 @@ import pytest
 tvm = pytest.importorskip("tvm")
 from tvm import s_tir, te, tirx  # noqa: E402
 
-from edgert.codegen.c_emit import CEmitError, emit_c  # noqa: E402
+from edgert.codegen.emit.c import CEmitError, emit_c  # noqa: E402
 
 CC = shutil.which("cc")
 ARM_GCC = shutil.which("arm-none-eabi-gcc")
@@ -171,7 +171,7 @@ def satadd_scheduled():
     sch.reorder(jo, i, ji)
     jio, jii = sch.split(ji, [None, 4])
     sch.unroll(jio)
-    sch.vectorize(jii)  # becomes a plain inner loop in C (see c_emit docstring)
+    sch.vectorize(jii)  # becomes a plain inner loop in C (see the edgert.codegen.emit.c docstring)
     return sch.mod["main"]
 
 
