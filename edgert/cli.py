@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -304,8 +305,8 @@ def cmd_bench(args) -> int:
                                     progress=sys.stderr.isatty(), layers=args.layers, bnn_mst=args.bnn_mst,
                                     weights=tuple(args.weights.split(",")))
         print(bench.format_device(result))
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    if args.json:  # with the command that measured it, so a recorded figure can be measured again
+        Path(args.json).write_text(json.dumps({"command": args.command_line, **result}, indent=2) + "\n")
     return EXIT_OK
 
 
@@ -468,7 +469,8 @@ def make_parser() -> argparse.ArgumentParser:
                         "build --weights`), side by side: e.g. int8,auto")
     s.add_argument("--runs", type=int, default=50, help="timed inferences per engine on the host (default 50)")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--json", help="also write the results to this file")
+    s.add_argument("--json", help="also write the results, with this command line, to this file "
+                                   "(benchmarks/*.json hold the figures the README quotes)")
     s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("targets", help="list targets and their boards")
@@ -487,7 +489,9 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = make_parser().parse_args(argv)
+    args.command_line = shlex.join(["edgert", *argv])  # recorded with --json results
     try:
         return args.func(args)
     except EdgertError as e:
