@@ -4,7 +4,7 @@ TVM-generated C, built for the host, against the LCE interpreter's reference ker
 
 Every binary op is bit-exact. One tolerance: mixed_net (float32) has float CONV_2D, MEAN and
 FULLY_CONNECTED layers around its binary ones, whose float sums edgert adds in another order
-than TFLite's kernels (see test_ops.py: a few ULP of the largest partial sum).
+than TFLite's kernels (see tests/support/op_models.py: a few ULP of the largest partial sum).
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""The activation family's numpy references (edgert.ops.activation) against TensorFlow Lite
-Micro's kernels, with no compiler in the loop: the arithmetic contract every target meets.
-(tests/codegen/test_ops.py then holds the compiled kernels to the same outputs.)"""
+"""The activation family (softmax, logistic, hard swish) against TensorFlow Lite Micro's
+kernels: its numpy references with no compiler in the loop (the arithmetic contract every
+target meets), then its kernels compiled for the host."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,6 +10,7 @@ from edgert import api
 from edgert.errors import UnsupportedError
 from edgert.ops import reference
 from edgert.validate.tflm_ref import TflmReference
+from tests.support.op_models import DTYPES, check_model, new_input, rand_x
 from tests.support.tflite_builder import ModelBuilder
 
 EVERY_INT8 = np.arange(-128, 128, dtype=np.int8).reshape(1, 256)
@@ -52,3 +53,39 @@ def test_hard_swish_scale_ratio_over_tflms_limit_is_named(tmp_path):
     path, _ = _hard_swish_model(tmp_path, 1.0, 0, 1 / 256, 0)
     with pytest.raises(UnsupportedError, match=r"HARD_SWISH #0 .*256 times the output scale"):
         api.compile_model(path)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", ["softmax", "logistic"])
+def test_activations(tmp_path, dtype, kind):
+    rng = np.random.default_rng(600)
+    shape = (3, 10)
+    b = ModelBuilder()
+    x = new_input(b, rng, shape, dtype)
+    y = b.softmax(x, beta=1.0) if kind == "softmax" else b.logistic(x)
+    b.set_outputs([y])
+    check_model(tmp_path, b, [rand_x(rng, shape, dtype)], trials=5)
+
+
+# (input scale, input zero point, output scale, output zero point): a converter-like
+# quantization, and ones that reach each branch of TFLM's fixed point (reluish exponent above,
+# at and below zero; an output exponent of -16 or less, where its int16 rounding wraps)
+HARD_SWISH_QUANT = [(0.05, -10, 0.03, -100), (0.5, 3, 0.6, -120), (0.002, 0, 0.004, 7), (0.001, 0, 1.0, 0)]
+
+
+@pytest.mark.parametrize("quant", HARD_SWISH_QUANT)
+def test_hard_swish_int8_every_input(tmp_path, quant):
+    """Compiled for the host, all 256 int8 inputs (in one tensor) against TFLM."""
+    in_scale, in_zp, out_scale, out_zp = quant
+    b = ModelBuilder()
+    x = b.add_input((1, 256), "int8", scale=in_scale, zero_point=in_zp)
+    b.set_outputs([b.hard_swish(x, out_scale=out_scale, out_zero_point=out_zp)])
+    check_model(tmp_path, b, [np.arange(-128, 128, dtype=np.int8).reshape(1, 256)])
+
+
+def test_hard_swish_float(tmp_path):
+    rng = np.random.default_rng(650)
+    b = ModelBuilder()
+    x = new_input(b, rng, (2, 4, 5, 3), "float32")
+    b.set_outputs([b.hard_swish(x)])
+    check_model(tmp_path, b, [rand_x(rng, (2, 4, 5, 3), "float32") * 4], trials=3)
