@@ -328,6 +328,7 @@ def test_header_mode(tmp_path):
     _run([CC, *STRICT_FLAGS, "-I", str(tmp_path), "-o", str(tmp_path / "k.o"), str(tmp_path / "k.c")])
 
 
+@pytest.mark.cross
 @pytest.mark.skipif(ARM_GCC is None, reason="arm-none-eabi-gcc not installed")
 def test_compiles_for_cortex_m7(source, tmp_path):
     (tmp_path / "k.c").write_text(source.code)

@@ -19,7 +19,7 @@ from edgert.errors import DeviceError, UserError
 from . import sshd
 from tests.conftest import HELLO_WORLD
 
-pytestmark = pytest.mark.skipif(sshd.available() is not None, reason=str(sshd.available()))
+pytestmark = [pytest.mark.skipif(sshd.available() is not None, reason=str(sshd.available())), pytest.mark.qemu, pytest.mark.cross]
 
 
 @pytest.fixture(scope="module")

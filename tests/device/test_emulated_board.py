@@ -9,6 +9,7 @@ import subprocess
 import threading
 
 import numpy as np
+import pytest
 
 from edgert import api
 from edgert.cli import main
@@ -18,6 +19,8 @@ from edgert.validate.tflm_ref import run_tflm
 
 from tests.conftest import HELLO_WORLD
 from .malformed import CASES, expect_error
+
+pytestmark = [pytest.mark.qemu, pytest.mark.cross]
 
 REPO_TARGETS = api.targets.targets_dir()
 

@@ -17,6 +17,8 @@ from edgert.export import export_platformio
 
 from tests.conftest import HELLO_WORLD
 
+pytestmark = [pytest.mark.qemu, pytest.mark.cross]
+
 
 @pytest.fixture(scope="module", params=["nucleo-f767zi", "nucleo-h743zi", "stm32f746g-disco"])
 def board_build(request, tmp_path_factory):

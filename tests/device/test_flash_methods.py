@@ -12,6 +12,8 @@ from edgert.flashing import choose_method, probe
 
 from tests.conftest import HELLO_WORLD
 
+pytestmark = [pytest.mark.qemu, pytest.mark.cross]
+
 
 @pytest.fixture(scope="module")
 def f767_build(tmp_path_factory):

@@ -28,6 +28,8 @@ from tests.conftest import MLPERF
 from tests.conftest import HELLO_WORLD
 from tests.support import golden_kernels
 
+pytestmark = [pytest.mark.qemu, pytest.mark.cross]
+
 BOARDS = {"jetson-nano": 53, "jetson-xavier-nx": 72, "jetson-orin-nano": 87}
 KWS = MLPERF / "kws_dscnn_int8.tflite"
 

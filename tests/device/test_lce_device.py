@@ -17,6 +17,8 @@ from edgert import api
 from edgert.cli import main
 from edgert.device.board import connect
 
+pytestmark = [pytest.mark.qemu, pytest.mark.cross]
+
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "lce"
 
 

@@ -20,6 +20,8 @@ from edgert.validate.tflm_ref import run_tflm
 
 from .malformed import CASES, expect_error
 
+pytestmark = [pytest.mark.qemu, pytest.mark.cross]
+
 
 def _tflm(build, x):
     return run_tflm(build.model_path.read_bytes(), [x])[0]

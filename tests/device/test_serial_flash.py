@@ -23,6 +23,8 @@ from edgert.targets import load_board
 from tests.conftest import HELLO_WORLD
 from .flaky_link import FlakyLink, flip_at, flip_every
 
+pytestmark = [pytest.mark.qemu, pytest.mark.cross]
+
 
 @pytest.fixture
 def m7_build(tmp_path):

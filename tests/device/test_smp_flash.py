@@ -16,6 +16,8 @@ from edgert.flashing import smp
 from tests.conftest import HELLO_WORLD
 from .smp_peer import SmpPeer
 
+pytestmark = [pytest.mark.qemu, pytest.mark.cross]
+
 
 @pytest.fixture(scope="module")
 def mcuboot_build(tmp_path_factory):

@@ -47,6 +47,8 @@ def test_host_build_matches_onnxruntime_and_the_reference(trained, tmp_path):
     assert acc == (theirs.argmax(1) == d["y"]).mean() and acc >= 0.9
 
 
+@pytest.mark.qemu
+@pytest.mark.cross
 @pytest.mark.slow
 def test_device_accuracy_equals_host_accuracy(trained, tmp_path, capsys):
     b = api.build(trained / "digits_bnn.onnx", "cortex-m7", tmp_path / "m7")

@@ -81,6 +81,8 @@ def test_pruned_model_equals_its_dense_int8_build(trained, test_split, tmp_path,
         assert any(r["chosen"].startswith("sparse") for r in packed.report["weights"])
 
 
+@pytest.mark.qemu
+@pytest.mark.cross
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_pruned_model_on_the_emulated_m7(trained, test_split, tmp_path, variant):
     q = _quantize(trained, f"digits_cnn_{variant}", "--weights", "int8")
@@ -93,6 +95,8 @@ def test_pruned_model_on_the_emulated_m7(trained, test_split, tmp_path, variant)
     np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.qemu
+@pytest.mark.cross
 def test_bench_shows_savings_against_the_dense_build(trained, tmp_path):
     models = [_quantize(trained, f"digits_cnn_{v}", "--weights", "int8") for v in ("u90", "s75")]
     rows = {r["model"]: r for r in bench.bench_device(models, "cortex-m7", out_dir=tmp_path,

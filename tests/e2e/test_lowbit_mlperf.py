@@ -13,7 +13,7 @@ from edgert.ops import reference
 from edgert.validate.dataset import random_inputs
 from edgert.validate.tflm_ref import run_tflm
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.qemu, pytest.mark.cross]
 MODELS = ("kws_dscnn_int8", "ad_toycar_int8")
 FORMATS = {"int4": ["--weights", "int4"], "codebook4": ["--codebook", "4"]}
 

@@ -14,7 +14,7 @@ from edgert.device.board import connect
 from tests.conftest import MLPERF_INT8
 from tests.support import golden_kernels
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.qemu, pytest.mark.cross]
 MIN_SAMPLES = 20
 
 

@@ -20,7 +20,7 @@ from tests.support import golden_kernels
 
 from .test_mlperf_device import _real_samples
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.qemu, pytest.mark.cross]
 SAMPLES = 10  # per model and board: the emulated runner is fast, the builds are what cost
 
 

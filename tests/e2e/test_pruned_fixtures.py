@@ -56,6 +56,8 @@ def test_host_build_is_exact(path, tmp_path):
         assert all(op.attrs.get("pruned_channels", (0,))[0] > 0 for op in g.ops if op.kind == "conv2d")
 
 
+@pytest.mark.qemu
+@pytest.mark.cross
 @pytest.mark.parametrize("name", ["tfmot_digits_sparse90_int8.tflite", "torch_digits_l1u90_qdq.onnx",
                                   "torch_digits_ln75_qdq.onnx"])
 def test_emulated_m7_is_exact(name, tmp_path):

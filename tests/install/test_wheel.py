@@ -12,6 +12,7 @@ is imported from the new environment.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -22,7 +23,7 @@ import pytest
 
 from tests.conftest import HELLO_WORLD, REPO
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.qemu, pytest.mark.cross]
 
 # The source folders pyproject.toml ships as package data, and the package each becomes.
 PACKAGE_DATA = {"targets": "edgert/target_files", "firmware": "edgert/firmware"}
@@ -38,9 +39,20 @@ def _tracked_files(folder: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
+    """The wheel built from a copy of the source tree (what git would commit), so that neither
+    build leftovers in this checkout reach it nor the build writes into the checkout."""
+    out, src = tmp_path_factory.mktemp("wheel"), tmp_path_factory.mktemp("source")
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                            capture_output=True, text=True)
+    if listed.returncode == 0:
+        for name in listed.stdout.splitlines():
+            if (REPO / name).is_file():  # a deleted but still-indexed file is not copied
+                (src / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(REPO / name, src / name)
+    else:  # a source tree without git (an sdist) is copied whole
+        shutil.copytree(REPO, src, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", ".venv"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out),
-                    str(REPO)], check=True, capture_output=True)
+                    str(src)], check=True, capture_output=True)
     (path,) = out.glob("edgert-*.whl")
     return path
 

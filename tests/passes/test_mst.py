@@ -63,6 +63,8 @@ def test_plan_assigns_every_channel_to_a_center():
         assert np.array_equal(w[c], w[p["center_of"][c]])
 
 
+@pytest.mark.qemu
+@pytest.mark.cross
 def test_cli_reports_the_saving_and_the_board_agrees(tmp_path, capsys):
     model = _similar("bconv_same_zero_padding", tmp_path)
     assert main(["build", str(model), "--target", "cortex-m7", "-o", str(tmp_path / "m7"), "--bnn-mst"]) == 0
