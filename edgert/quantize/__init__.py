@@ -149,5 +149,6 @@ def _quantize_tflite(model: Path, out: Path, weights: str, low: str) -> dict:
         raise UnsupportedError(f"{model}: mixed precision needs the float model",
                                "pass the float .onnx with --calib, or choose --weights int4 or --codebook K here")
     formats = {i: (low if weights == "int4" else "int8") for i, _ in layers}
+    out.parent.mkdir(parents=True, exist_ok=True)  # as for an ONNX output and edgert build -o
     rows = tflite_weights.requantize(model, out, formats)
     return {"model": str(model), "output": str(out), "low_format": low, "layers": rows}

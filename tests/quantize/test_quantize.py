@@ -123,3 +123,9 @@ def test_autoencoder_without_labels_is_scored_by_reconstruction_error(mlperf_dir
     err = error(out.read_bytes())
     assert err <= float_err / (1 - 0.01)  # at most the bound's worth of added error (it may also fall a little)
     assert rep["accuracy"] == pytest.approx(float_err / err, rel=1e-6)  # rel: the means' summation order
+
+
+def test_an_int4_model_goes_into_a_new_folder(tmp_path, mlperf_dir):
+    out = tmp_path / "not" / "yet" / "ad_int4.tflite"
+    quantize(mlperf_dir / "ad_toycar_int8.tflite", out, weights="int4")
+    assert out.stat().st_size > 0

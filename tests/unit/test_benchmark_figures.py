@@ -27,8 +27,9 @@ def _table(header: str) -> dict[str, list[str]]:
 
 
 def _record(target: str) -> dict:
+    """benchmarks/<target>.json, checked to be what `edgert bench --json` wrote for its command."""
     record = json.loads((REPO / "benchmarks" / f"{target}.json").read_text())
-    assert record["command"].startswith(f"edgert bench --target {target} ")
+    assert record["command"].startswith(f"edgert bench --target {record['target']} ")
     assert record["command"].endswith(f"--json benchmarks/{target}.json")
     return record
 
@@ -59,3 +60,43 @@ def test_pi_table_is_the_recorded_bench():
             assert cells[column] == f"{row['latency']:,}", f"{row['model']} on {target}: README says {cells[column]}"
             if target == "rpi4":
                 assert cells[3] == f"{row['macs_per_instruction']:.3g}", f"{row['model']}: README says {cells[3]} MACs/instr"
+
+
+def _models(target: str) -> dict[str, dict]:
+    return {row["model"]: row for row in _record(target)["models"]}
+
+
+def _layer(row: dict, source_prefix: str) -> dict:
+    (layer,) = [r for r in row["layers"] if r["source"].startswith(source_prefix)]
+    return layer
+
+
+def test_low_bit_table_is_the_recorded_bench():
+    rows = _models("cortex-m7-lowbit")
+    table = _table("| model | instructions int8 / int4 / codebook | weight bytes int8 / int4 / codebook "
+                   "| flash bytes int8 / int4 / codebook |")
+    assert set(table) == {"kws_dscnn", "ad_toycar"}
+    for model, cells in table.items():
+        variants = [rows[f"{model}_{v}"] for v in ("int8", "int4", "codebook4")]
+        for column, key in ((1, "latency"), (2, "weight_bytes"), (3, "flash")):
+            want = " / ".join(f"{r[key]:,}" for r in variants)
+            assert cells[column] == want, f"{model} {key}: README says {cells[column]}, the record {want}"
+
+
+def test_binary_layer_table_is_the_recorded_bench():
+    rows = _models("cortex-m7-binary")
+    table = _table("| layer | instructions | MACs / instruction |")
+    for label, model, source in (("LceBconv2d (binary)", "bconv_16x16x64_3x3x64", "LceBconv2d"),
+                                 ("CONV_2D (int8)", "conv_int8_16x16x64_3x3x64", "CONV_2D")):
+        layer = _layer(rows[model], source)
+        assert table[label][1] == f"{layer['latency']:,}", f"{label}: README says {table[label][1]}"
+        assert table[label][2] == f"{layer['macs_per_unit']:.3g}", f"{label}: README says {table[label][2]}"
+
+
+def test_mst_table_is_the_recorded_bench():
+    rows = _models("cortex-m7-mst")
+    table = _table("| layer (16x16x64 -> 64, 3x3) | dense | --bnn-mst |")
+    for label, model in (("random filters (kept dense)", "bconv_16x16x64_3x3x64"),
+                         ("8 prototype filters, 3 bits flipped per copy", "bconv_16x16x64_3x3x64_similar")):
+        dense, mst = (_layer(rows[m], "LceBconv2d")["latency"] for m in (model, f"{model} +mst"))
+        assert table[label][1:] == [f"{dense:,}", f"{mst:,}"], f"{label}: README says {table[label][1:]}"
