@@ -56,17 +56,20 @@ def load_graph(path: str | Path) -> Graph:
     return frontends.load(path)
 
 
-def compile_model(path: str | Path, *, weights: str = "int8", simd: bool = False) -> Compiled:
+def compile_model(path: str | Path, *, weights: str = "int8", simd: bool = False, dsp: bool = False) -> Compiled:
     """The model's graph after the pass pipeline, its weight formats chosen (``weights``: a mode
     of passes.weight_format, which may add padding ops; "int8", the weights as the model stores
     them, also keeps pruned channels; ``simd``: by the cost estimate of vectorized kernels, not
-    of scalar ones), and its arena plan."""
-    from edgert.passes import weight_format
+    of scalar ones), and its arena plan. ``dsp``: for a CPU with the DSP extension, whose int8
+    dot products need their padding explicit (passes.padding)."""
+    from edgert.passes import padding, weight_format
 
     if weights not in weight_format.MODES:
         raise UserError(f"unknown weights mode {weights!r}", "one of: " + ", ".join(weight_format.MODES))
     g = passes.run_pipeline(load_graph(path), prune=weights != "int8")
     rows = weight_format.run(g, weights, weight_format.SIMD if simd else weight_format.SCALAR)
+    if dsp:
+        padding.run(g)
     verify(g)
     return Compiled(graph=g, plan=plan_arena(g), weight_rows=rows)
 
@@ -96,7 +99,7 @@ def build(model: str | Path, target: str | Path = "host", out_dir: str | Path = 
     model = Path(model)
     be = backend(tgt.kind)
     policy = be.policy(tgt)
-    compiled = compile_model(model, weights=weights, simd=policy.simd_costs)
+    compiled = compile_model(model, weights=weights, simd=policy.simd_costs, dsp=policy.dsp)
     g, p = compiled.graph, compiled.plan
     op_kinds = sorted({op.kind for op in g.ops})
     targets.check_ops(tgt, op_kinds)

@@ -75,6 +75,7 @@ class Target:
     emulator: tuple[str, ...] = ()   # runs the runner here when no board is named (qemu-aarch64 -cpu ...)
     deploy: dict = field(default_factory=dict, compare=False)   # [deploy]: dir on the board, run wrapper
     ops_key: tuple[str, ...] | None = None  # ``ops`` in the TOML: the kinds it allows; None: "all"
+    dsp: bool = False  # ``dsp`` in the TOML: the CPU has the Armv7E-M DSP extension (SMLAD, SXTB16)
 
     @property
     def ops(self) -> frozenset[str]:
@@ -243,6 +244,13 @@ def _check_kernels(path: Path, kernels: dict) -> None:
         raise UserError(f"{path}: unknown [kernels] backend {backend!r}", 'use "llvm" (a CPU) or "cuda" (a GPU)')
 
 
+def _dsp(path: Path, value) -> bool:
+    if not isinstance(value, bool):
+        raise UserError(f"{path}: dsp must be true or false, got {value!r}",
+                        "dsp = true for a CPU with the Armv7E-M DSP extension (Cortex-M4, M7, M33 with DSP)")
+    return value
+
+
 def load(name: str | Path, board: str | Path | None = None) -> Target:
     """A target by name or TOML path; ``board`` (a name or board TOML) replaces the target's
     default board, and must have the target's CPU."""
@@ -282,6 +290,7 @@ def load(name: str | Path, board: str | Path | None = None) -> Target:
             objcopy=data.get("objcopy", ""), board=chosen, path=path.resolve(), raw=data,
             kernels=dict(data.get("kernels", {})), emulator=tuple(data.get("emulator", ())),
             deploy=dict(data.get("deploy", {})), ops_key=_ops_key(path, data.get("ops")),
+            dsp=_dsp(path, data.get("dsp", False)),
         )
     except KeyError as e:
         raise UserError(f"{path}: missing key {e.args[0]!r}", "see targets/host.toml for the required keys") from None

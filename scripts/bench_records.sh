@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 edgert=.venv/bin/edgert
 mlperf=(models/mlperf_tiny/{ic_resnet8,kws_dscnn,vww_mobilenetv1,ad_toycar}_int8.tflite)
 want=("$@")
-[ ${#want[@]} -eq 0 ] && want=(cortex-m7 rpi4 rpi5 cortex-m7-lowbit cortex-m7-binary cortex-m7-mst)
+all=(cortex-m7 rpi4 rpi5 cortex-m7-lowbit cortex-m7-binary cortex-m7-mst cortex-m7-pruned)
+[ ${#want[@]} -eq 0 ] && want=("${all[@]}")
 
 for record in "${want[@]}"; do
     case "$record" in
@@ -29,6 +30,8 @@ for record in "${want[@]}"; do
         cortex-m7-mst)
             $edgert bench --target cortex-m7 --layers --bnn-mst benchmarks/models/bconv_16x16x64_3x3x64.tflite \
                 benchmarks/models/bconv_16x16x64_3x3x64_similar.tflite -o build/bench/mst --json benchmarks/cortex-m7-mst.json ;;
-        *) echo "unknown record '$record': one of cortex-m7 rpi4 rpi5 cortex-m7-lowbit cortex-m7-binary cortex-m7-mst" >&2; exit 2 ;;
+        cortex-m7-pruned)  # the digits CNN trained, pruned, quantized, validated, then benched
+            BENCH_JSON=benchmarks/cortex-m7-pruned.json examples/digits_cnn.sh build/cnn ;;
+        *) echo "unknown record '$record': one of ${all[*]}" >&2; exit 2 ;;
     esac
 done

@@ -17,7 +17,7 @@ from typing import Iterator
 
 import numpy as np
 
-from edgert.codegen.policy import CodegenPolicy
+from edgert.codegen.policy import CodegenPolicy, c_policy
 from edgert.device import emulator, protocol
 from edgert.errors import ResourceError, ToolchainError, UserError
 from edgert.package_data import firmware_dir
@@ -222,8 +222,8 @@ OPS = None
 
 def policy(target: Target) -> CodegenPolicy:
     """Plain C kernels, built by the target's cross compiler; weight formats by the measured
-    costs of scalar kernels."""
-    return CodegenPolicy(emitter="c")
+    costs of scalar kernels; the DSP extension's dot products where the target has it."""
+    return c_policy(dsp=target.dsp)
 
 
 def build(build_dir: Path, target: Target, meta: dict, kernels) -> dict:

@@ -19,17 +19,19 @@ def lower(g: Graph, plan: ArenaPlan, policy: CodegenPolicy | None = None) -> Low
     ``policy`` asks (default: portable C): GPU kernels with its ``gpu_threads`` threads a block;
     ``fence_float`` for TVM's LLVM back ends (see KernelCtx.product); ``vectorize``: loop
     orders for a CPU with vector registers and room for per-position accumulators on its stack
-    (see edgert.codegen.schedule)."""
+    (see edgert.codegen.schedule); ``dsp``: int8 dot products by the DSP extension
+    (edgert.codegen.dsp)."""
     policy = policy or c_policy()
     gpu_threads, fence_float, simd = policy.gpu_threads, policy.fence_float, policy.vectorize
     result = Lowered(kernels=[])
     for op in g.ops:
         if op.kind == "reshape" and op.outputs[0] in plan.aliases:
             continue
-        c = KernelCtx(g, op, result.consts, fence_float, simd and forms.channels_inner(g, op))
+        c = KernelCtx(g, op, result.consts, fence_float, simd and forms.channels_inner(g, op),
+                      dsp=policy.dsp and forms.dsp_dot(g, op))
         out = REGISTRY[op.kind].lower(c)
         func = c.finish(out, op.outputs[0])
-        func = schedule(func, gpu_threads, channels_inner=c.channels_inner, unroll=c.unroll)
+        func = schedule(func, gpu_threads, channels_inner=c.channels_inner, unroll=c.unroll, dot_lanes=c.dot_lanes)
         name = cname(op.name)
         result.kernels.append(Kernel(name, op, func, c.args, in_place=op.outputs[0] in plan.aliases))
     return result

@@ -15,16 +15,19 @@ class CodegenPolicy:
                                       # kernels (edgert.passes.weight_format.SIMD), not scalar ones
     mst_entry_cost: float = mst.ENTRY_COST  # edgert.passes.mst's cost of a difference entry
     vectorize: bool = False           # loop orders for vector registers (edgert.codegen.schedule)
+    dsp: bool = False                 # int8 dot products four bytes at a time by the Armv7E-M DSP
+                                      # extension (edgert.ops.forms.dsp_dot, edgert.codegen.schedule)
     fence_float: bool = False         # see edgert.codegen.kernel.KernelCtx.product
     gpu_threads: int | None = None    # threads per block of GPU kernels
     llvm_target: dict = field(default_factory=dict)  # the TVM LLVM target of emitter "llvm"
     cuda_arch: str = ""               # sm_NN of emitter "cuda"
 
 
-def c_policy() -> CodegenPolicy:
+def c_policy(dsp: bool = False) -> CodegenPolicy:
     """TVM's portable C, compiled by the target's C compiler (microcontrollers, the host's
-    reference build): scalar kernels, and weight formats by their measured costs."""
-    return CodegenPolicy(emitter="c")
+    reference build): scalar kernels, and weight formats by their measured costs; with ``dsp``,
+    int8 dot products by the DSP extension's dual 16-bit multiply-accumulates."""
+    return CodegenPolicy(emitter="c", dsp=dsp)
 
 
 def llvm_cpu_policy(llvm_target: dict) -> CodegenPolicy:

@@ -8,7 +8,8 @@ from tvm import s_tir, tirx
 from .emit.tir import walk
 
 
-def schedule(func, gpu_threads: int | None = None, channels_inner: bool = False, unroll: int = 1) -> object:
+def schedule(func, gpu_threads: int | None = None, channels_inner: bool = False, unroll: int = 1,
+             dot_lanes: int = 0) -> object:
     """Fuse every producer stage into its consumer's loops so that no kernel needs an
     intermediate buffer: elementwise stages are inlined, reductions become accumulators
     computed under the consumer's loops over the reduction's output dims. With
@@ -18,10 +19,15 @@ def schedule(func, gpu_threads: int | None = None, channels_inner: bool = False,
     compiler vectorizes (contiguous inputs and weights, one lane a channel). With ``unroll``
     (weights packed that many per byte), the accumulator's innermost loop is unrolled by it
     where it divides the loop, so that each unrolled copy reads its weight's bits at a
-    constant position of the byte."""
+    constant position of the byte. With ``dot_lanes`` (the DSP form, edgert.codegen.dsp): the
+    output channels in blocks of that many, whose accumulators are computed together with
+    the block innermost and unrolled, so that each input word is loaded once per block."""
     sch = s_tir.Schedule(func)
     blocks = list(sch.get_child_blocks(sch.get_sblock("root")))
     names = [sch.get(b).name_hint for b in blocks]
+    if dot_lanes:
+        _, lanes = sch.split(sch.get_loops(blocks[-1])[-1], [None, dot_lanes])
+        sch.unroll(lanes)
     placed = []  # the stages computed under the output's loops (not inlined)
     for name in reversed(names[:-1]):  # the last block writes the kernel's output
         blk = sch.get_sblock(name)
@@ -41,6 +47,8 @@ def schedule(func, gpu_threads: int | None = None, channels_inner: bool = False,
         if channels_inner and name == "acc":  # (channel, taps...) -> (taps..., channel)
             loops = sch.get_loops(sch.get_sblock(name))[depth + 1:]
             sch.reorder(*loops[1:], loops[0])
+        if dot_lanes and name.startswith("acc"):
+            _lanes_inside(sch, name, depth)
     if unroll > 1 and "acc" in placed:
         inner = sch.get_loops(sch.get_sblock("acc"))[-1]
         if int(sch.get(inner).extent) % unroll == 0:
@@ -50,6 +58,24 @@ def schedule(func, gpu_threads: int | None = None, channels_inner: bool = False,
         _bind_threads(sch, gpu_threads, placed)
     _hoist_reduction_inits(sch)
     return sch.mod["main"]
+
+
+def _lanes_inside(sch, name: str, depth: int) -> None:
+    """A DSP-form accumulator stage placed under the output's loop over channel blocks: its
+    loop over the block's lanes (when there is more than one) moves inside the reduction loops
+    and is unrolled, and the accumulators' init goes before the reduction loops."""
+    blk = sch.get_sblock(name)
+    loops = sch.get_loops(blk)[depth + 1:]
+    reduce_vars = _reduction_loop_vars(sch.mod["main"], name)
+    is_reduction = [any(sch.get(l).loop_var.same_as(v) for v in reduce_vars) for l in loops]
+    lanes = [l for l, r in zip(loops, is_reduction) if not r]
+    reductions = [l for l, r in zip(loops, is_reduction) if r]
+    if lanes and reductions:
+        sch.reorder(*reductions, *lanes)
+    for lane in lanes:
+        sch.unroll(lane)
+    if reductions:
+        sch.decompose_reduction(sch.get_sblock(name), reductions[0])
 
 
 def _bind_threads(sch, threads: int, stages: list[str]) -> None:

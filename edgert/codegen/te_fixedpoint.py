@@ -5,6 +5,7 @@ where the reference does its arithmetic in 64 bits. Same semantics, same names.
 """
 from __future__ import annotations
 
+import numpy as np
 from tvm import tirx
 
 I32, I64 = "int32", "int64"
@@ -15,11 +16,14 @@ def const(v: int, dtype: str = I32):
 
 
 def srdhm(a, b):
-    """SaturatingRoundingDoublingHighMul. The saturating case (both INT32_MIN) cannot occur:
-    every multiplier edgert derives is positive."""
+    """SaturatingRoundingDoublingHighMul, as floor((a*b + 2^30) / 2^31): equal to gemmlowp's
+    (a*b + nudge) / 2^31 truncated, with nudge 2^30 for a*b >= 0 and 1 - 2^30 below, because
+    for v < 0, ceil((v + 1 - 2^30) / 2^31) = floor((v + 2^30) / 2^31). One 64-bit add and
+    shift instead of a select and a signed division (on Armv7-M: SMULL, ADDS/ADC, two shifts).
+    The saturating case (both INT32_MIN) cannot occur: every multiplier edgert derives is
+    positive, and the constants of the exp/reciprocal formulas are not INT32_MIN."""
     ab = a.astype(I64) * b.astype(I64)
-    nudge = tirx.Select(ab >= const(0, I64), const(1 << 30, I64), const(1 - (1 << 30), I64))
-    return tirx.truncdiv(ab + nudge, const(1 << 31, I64)).astype(I32)
+    return ((ab + const(1 << 30, I64)) >> const(31, I64)).astype(I32)
 
 
 def rounding_divide_by_pot(x, exponent):
@@ -34,17 +38,35 @@ def rounding_divide_by_pot(x, exponent):
     return (x >> exponent) + tirx.Select(remainder > threshold, const(1), const(0))
 
 
-def multiply_by_quantized_multiplier(x, mult, shift):
+def _rounding_divide_by_pot_positive(x, exponent):
+    """rounding_divide_by_pot for exponent >= 1 and x > INT32_MIN, in four operations: with
+    y = x - 1 for x < 0 (else x), the result is floor(y / 2^e) plus bit e-1 of y. For x >= 0
+    that is round half up; for x < 0, subtracting 1 first turns a tie (remainder exactly
+    2^(e-1)) into a remainder below it, so ties go away from zero, and a remainder of 0 borrows
+    from the quotient and sets bit e-1, which gives the quotient back."""
+    if isinstance(exponent, int):
+        exponent = const(exponent)
+    y = x + (x >> const(31))
+    return (y >> exponent) + ((y >> (exponent - const(1))) & const(1))
+
+
+def multiply_by_quantized_multiplier(x, mult, shift, shifts=None):
     """TFLite MultiplyByQuantizedMultiplier; ``mult``/``shift`` are ints (per-tensor, folded at
-    build time) or int32 expressions (per channel)."""
+    build time) or int32 expressions (per channel), whose values ``shifts`` (the per-channel
+    array, when given) tells: a left shift no channel has is left out, and a right shift every
+    channel has (at least 1) takes the shorter rounding. srdhm's result is never INT32_MIN
+    (|mult| < 2^31), as that rounding needs."""
+    m = const(mult) if isinstance(mult, int) else mult
     if isinstance(shift, int):
         left, right = max(shift, 0), max(-shift, 0)
         xs = x << const(left) if left else x
-        return rounding_divide_by_pot(srdhm(xs, const(mult) if isinstance(mult, int) else mult), right)
-    left = tirx.max(shift, const(0))
-    right = tirx.max(-shift, const(0))
-    m = const(mult) if isinstance(mult, int) else mult
-    return rounding_divide_by_pot(srdhm(x << left, m), right)
+        high = srdhm(xs, m)
+        return _rounding_divide_by_pot_positive(high, right) if right else high
+    lefts = shifts is None or int(np.max(shifts)) > 0
+    high = srdhm(x << tirx.max(shift, const(0)) if lefts else x, m)
+    if shifts is not None and int(np.min(-np.asarray(shifts))) >= 1:
+        return _rounding_divide_by_pot_positive(high, -shift)
+    return rounding_divide_by_pot(high, tirx.max(-shift, const(0)))
 
 
 def saturating_shift_left(x, exponent: int):
@@ -110,4 +132,4 @@ def clz32(x):
     return tirx.clz(x)
 
 
-__all__ = [n for n in dir() if not n.startswith("_") and n not in ("te", "tirx", "annotations")]
+__all__ = [n for n in dir() if not n.startswith("_") and n not in ("te", "tirx", "np", "annotations")]

@@ -208,7 +208,7 @@ def _requant_out(c: KernelCtx, acc, o, shape, name: str):
     else:
         M = c.const("mult", mult)
         S = c.const("shift", shift)
-        f = lambda *i: fx.clamp(fx.multiply_by_quantized_multiplier(acc(*i), M[o(*i)], S[o(*i)]) + a["out_zp"],
+        f = lambda *i: fx.clamp(fx.multiply_by_quantized_multiplier(acc(*i), M[o(*i)], S[o(*i)], shift) + a["out_zp"],
                                 a["act_min"], a["act_max"], "int8")
     return te.compute(shape, f, name=name)
 
@@ -233,6 +233,29 @@ def _lower_sparse_conv(c: KernelCtx) -> te.Tensor:
     return _epilogue(c, acc, (n, oh, ow, oc), lambda b, oy, ox, o: o, oc)
 
 
+def _lower_conv_dsp(c: KernelCtx) -> te.Tensor:
+    """The DSP form (edgert.ops.forms.dsp_dot): per output, a dot product over each filter
+    row's kw x cin values, contiguous in the input (NHWC, no padding: passes.padding) and in
+    the weights (OHWI)."""
+    from edgert.codegen import dsp
+
+    op, g = c.op, c.g
+    x, w, y = g.tensor(op.inputs[0]), g.tensor(op.inputs[1]), g.tensor(op.outputs[0])
+    _, h, wd, cin = x.shape
+    n, oh, ow, oc = y.shape
+    _, kh, kw, _ = w.shape
+    (sh, sw), (dh, _) = op.attrs["stride"], op.attrs["dilation"]
+    if tuple(op.attrs["pad"]) != (0, 0):
+        raise AssertionError(f"{op.name}: the DSP form needs explicit padding (passes.padding)")
+    X = c.act(op.inputs[0], (n, h * wd * cin))
+    W = c.const(op.inputs[1], w.data, (oc, kh, kw * cin))
+    c.dot_lanes = dsp.lanes(oc)
+    acc = dsp.dot_s8((n, oh, ow, oc),
+                     X, lambda i, r, k: (i[0], ((i[1] * sh + r[0] * dh) * wd + i[2] * sw) * cin + k),
+                     W, lambda i, r, k: (i[3], r[0], k), [kh], kw * cin)
+    return _epilogue(c, acc, (n, oh, ow, oc), lambda b, oy, ox, o: o, oc)
+
+
 def lower_conv(c: KernelCtx) -> te.Tensor:
     from tvm import te, tirx
     from edgert.codegen.kernel import in_bounds
@@ -241,6 +264,8 @@ def lower_conv(c: KernelCtx) -> te.Tensor:
     op, g = c.op, c.g
     if op.attrs.get("sparse") is not None:
         return _lower_sparse_conv(c)
+    if c.dsp:
+        return _lower_conv_dsp(c)
     x, w = g.tensor(op.inputs[0]), g.tensor(op.inputs[1])
     y = g.tensor(op.outputs[0])
     is_int = x.dtype is DType.I8
@@ -295,7 +320,11 @@ def _epilogue(c: KernelCtx, acc: te.Tensor, shape, chan, oc: int) -> te.Tensor:
     op, g = c.op, c.g
     if g.tensor(op.inputs[0]).dtype is DType.I8:
         B = c.const("bias", _folded_bias(op, g, oc))
-        return _requant_out(c, lambda *i: acc(*i) + B[chan(*i)], chan, shape, "out")
+        # its own stage, kept a scalar (edgert.codegen.schedule): inlined into the requantization,
+        # TVM's simplifier would rewrite int64(acc + bias) as int64(acc) + int64(bias), a 64-bit
+        # add and multiply where TFLite's int32 sum and one SMULL are meant
+        biased = te.compute(shape, lambda *i: acc(*i) + B[chan(*i)], name="keep_biased")
+        return _requant_out(c, biased, chan, shape, "out")
     has_bias = len(op.inputs) > 2 and op.inputs[2]
     B = c.act(op.inputs[2]) if has_bias else None
     a = op.attrs
@@ -316,6 +345,13 @@ def lower_fc(c: KernelCtx) -> te.Tensor:
     rows = g.tensor(op.inputs[0]).size // depth
     acc_t = "int32" if g.tensor(op.inputs[0]).dtype is DType.I8 else "float32"
     X = c.act(op.inputs[0], (rows, depth))
+    if c.dsp:  # edgert.ops.forms.dsp_dot
+        from edgert.codegen import dsp
+
+        c.dot_lanes = dsp.lanes(units)
+        W = c.const(op.inputs[1], w.data)
+        acc = dsp.dot_s8((rows, units), X, lambda i, r, k: (i[0], k), W, lambda i, r, k: (i[1], k), [], depth)
+        return _epilogue(c, acc, (rows, units), lambda r, o: o, units)
     if op.attrs.get("sparse") is not None:  # each unit's nonzero weights and their input features
         j, value, offset = sparse_terms(c, op)
         acc = te.compute((rows, units), lambda r, o: te.sum(

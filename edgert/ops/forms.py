@@ -2,7 +2,7 @@
 passes.weight_format's cost estimate before anything is lowered (no TVM import)."""
 from __future__ import annotations
 
-from edgert.ir import Graph, Op
+from edgert.ir import DType, Graph, Op
 
 
 def channels_inner(g: Graph, op: Op) -> bool:
@@ -23,3 +23,22 @@ def channels_inner(g: Graph, op: Op) -> bool:
         return False
     oc, kh, kw, cin = g.tensor(op.inputs[1]).shape
     return cin <= 4 or kh * kw == 1 or oc >= 64
+
+
+def dsp_dot(g: Graph, op: Op) -> bool:
+    """Whether a CPU with the Armv7E-M DSP extension computes ``op`` as dot products over runs
+    of four int8 values (edgert.codegen.schedule's DSP form: one word load and two SXTB16 per
+    run of each operand, two SMLAD per run): int8 convolutions and fully-connected layers with
+    dense int8 weights whose reduction is contiguous in both the input and the weights, with
+    at least one whole run. A convolution's reduction over one filter row (kw x cin values)
+    is contiguous when its input has no padding (passes.dsp_padding makes it explicit) and
+    no horizontal dilation."""
+    if op.kind not in ("conv2d", "fully_connected") or op.attrs.get("sparse") is not None:
+        return False
+    x, w = g.tensor(op.inputs[0]), g.tensor(op.inputs[1])
+    if x.dtype is not DType.I8 or getattr(op.attrs.get("packing"), "kind", "int8") != "int8":
+        return False
+    if op.kind == "fully_connected":
+        return w.shape[1] >= 4
+    _, _, kw, cin = w.shape
+    return op.attrs["dilation"][1] == 1 and kw * cin >= 4

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgert.ir import DType, Graph, Op, Tensor
+from edgert.ir import DType, Graph, Op
 from edgert.ops import REGISTRY, forms, packing, sparsity
+
+from . import padding
 
 #: Modes of ``run``: "auto" (the target's choice: see Costs.pack; sparse where it pays),
 #: "dense" (smallest exact format, never sparse), "int8" (weights as the model stores them;
@@ -84,51 +86,15 @@ def _chan_axis(kind: str) -> int:
     return 3 if kind == "depthwise_conv2d" else 0
 
 
-def _padding(g: Graph, op: Op) -> tuple[tuple[int, int], tuple[int, int]]:
-    """(top, bottom), (left, right): the rows and columns a convolution reads outside its input."""
-    x, w, y = g.tensor(op.inputs[0]), g.tensor(op.inputs[1]), g.tensor(op.outputs[0])
-    (sh, sw), (dh, dw), (pt, pl) = op.attrs["stride"], op.attrs["dilation"], op.attrs["pad"]
-    pb = max((y.shape[1] - 1) * sh + (w.shape[1] - 1) * dh + 1 - pt - x.shape[1], 0)
-    pr = max((y.shape[2] - 1) * sw + (w.shape[2] - 1) * dw + 1 - pl - x.shape[2], 0)
-    return (pt, pb), (pl, pr)
-
-
 def _sparse_layout(g: Graph, op: Op) -> sparsity.Sparse | None:
     w = g.tensor(op.inputs[1])
     if op.kind == "fully_connected":
         return sparsity.analyse(w.data)
     x = g.tensor(op.inputs[0])
-    (pt, pb), (pl, pr) = _padding(g, op)
+    (pt, pb), (pl, pr) = padding.reads_outside(g, op)
     width, cin = x.shape[2] + pl + pr, x.shape[3]
     (dh, dw) = op.attrs["dilation"]
     return sparsity.analyse(w.data, (dh * width * cin, dw * cin))
-
-
-def _padded_shape(g: Graph, op: Op) -> tuple[int, ...] | None:
-    """The shape of a convolution's input with its padding made explicit; None without padding."""
-    (pt, pb), (pl, pr) = _padding(g, op)
-    if pt == pb == pl == pr == 0:
-        return None
-    x = g.tensor(op.inputs[0])
-    return (x.shape[0], x.shape[1] + pt + pb, x.shape[2] + pl + pr, x.shape[3])
-
-
-def _pad_input(g: Graph, op: Op) -> int:
-    """Give a convolution an explicitly padded input (the zero point fills it); returns the
-    padded tensor's bytes (0 when the convolution reads no padding)."""
-    shape = _padded_shape(g, op)
-    if shape is None:
-        return 0
-    (pt, pb), (pl, pr) = _padding(g, op)
-    x = g.tensor(op.inputs[0])
-    name = f"{op.inputs[0]}_padded_{op.name}"
-    g.tensors[name] = Tensor(name, shape, x.dtype, quant=x.quant)
-    pad = Op("pad", [op.inputs[0]], [name], {"pads": ((0, 0), (pt, pb), (pl, pr), (0, 0)), "value": x.quant.zp},
-             name=f"{op.name}_pad", source=f"{op.source} (input padding of its sparse kernel)")
-    g.ops.insert(g.ops.index(op), pad)
-    op.inputs[0] = name
-    op.attrs["pad"] = (0, 0)
-    return g.tensor(name).nbytes
 
 
 def run(g: Graph, mode: str = "auto", costs: Costs = SCALAR) -> list[dict]:
@@ -157,7 +123,7 @@ def run(g: Graph, mode: str = "auto", costs: Costs = SCALAR) -> list[dict]:
             _, val = sparsity.encode(w.data, s)
             vfmt = packing.smallest(val, 0) if pack else packing.INT8
             positions = g.tensor(op.outputs[0]).size // s.rows
-            padded = _padded_shape(g, op) if op.kind == "conv2d" else None
+            padded = padding.padded_shape(g, op) if op.kind == "conv2d" else None
             pad_bytes = 0 if padded is None else padded[1] * padded[2] * padded[3]
             row.update({"sparse_bytes": s.index_bytes() + vfmt.nbytes(s.entries), "sparse_macs": positions * s.entries})
             sparse_cost = row["sparse_macs"] * costs.sparse_per_entry(vfmt) + pad_bytes * costs.pad
@@ -166,7 +132,7 @@ def run(g: Graph, mode: str = "auto", costs: Costs = SCALAR) -> list[dict]:
             if mode == "auto" and row["sparse_bytes"] < row["dense_bytes"] and sparse_cost < dense_cost:
                 op.attrs["packing"], op.attrs["sparse"] = vfmt, s
                 if op.kind == "conv2d":
-                    row["padded_input_bytes"] = _pad_input(g, op)
+                    row["padded_input_bytes"] = padding.explicit(g, op, "its sparse kernel")
         row["chosen"] = ("sparse, " if op.attrs["sparse"] else "") + op.attrs["packing"].describe()
         rows.append(row)
     return rows

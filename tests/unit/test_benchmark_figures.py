@@ -100,3 +100,16 @@ def test_mst_table_is_the_recorded_bench():
                          ("8 prototype filters, 3 bits flipped per copy", "bconv_16x16x64_3x3x64_similar")):
         dense, mst = (_layer(rows[m], "LceBconv2d")["latency"] for m in (model, f"{model} +mst"))
         assert table[label][1:] == [f"{dense:,}", f"{mst:,}"], f"{label}: README says {table[label][1:]}"
+
+
+def test_pruned_table_is_the_recorded_bench():
+    rows = _models("cortex-m7-pruned")
+    table = _table("| variant | float test acc. | instructions int8 → auto | weight bytes int8 → auto "
+                   "| flash bytes int8 → auto |")
+    names = {"dense": "q_dense", **{f"{kind} {p} %": f"q_{kind[0]}{p}" for kind in ("unstructured", "structured")
+                                    for p in (50, 75, 90)}}
+    assert set(table) == set(names)
+    for label, model in names.items():
+        for column, key in ((2, "latency"), (3, "weight_bytes"), (4, "flash")):
+            want = " → ".join(f"{rows[f'{model} [{mode}]'][key]:,}" for mode in ("int8", "auto"))
+            assert table[label][column] == want, f"{label} {key}: README says {table[label][column]}, the record {want}"

@@ -203,6 +203,39 @@ HELPERS["edgert_clz32"] = (
     "  return (int32_t)__builtin_clz((uint32_t)x);\n"
     "}\n"
 )
+# The DSP form of int8 dot products (edgert.codegen.dsp): four int8 values as one word (an
+# unaligned LDR where the CPU allows it: Armv7E-M does), and one multiply-accumulate step over
+# two such words: SXTB16 splits each into its even and its odd bytes, sign-extended to halfword
+# pairs, and two SMLAD add the pairs' products. Both words split alike, so the step adds
+# x0*w0 + x1*w1 + x2*w2 + x3*w3 exactly (mod 2^32, as the scalar loop), whatever the byte
+# order. The rotated SXTB16 is inline asm: GCC 12's arm_acle.h has no __sxtb16 with a rotation
+# and does not fold __ror into it. Without the DSP extension (the host), portable C.
+HELPERS["edgert_load_s8x4"] = (
+    "static inline int32_t edgert_load_s8x4(const int8_t* p) {\n"
+    "  uint32_t v;\n"
+    "  __builtin_memcpy(&v, p, 4);\n"
+    "  return (int32_t)v;\n"
+    "}\n"
+)
+HELPERS["edgert_smlad_s8x4"] = (
+    "#if defined(__ARM_FEATURE_SIMD32)\n"
+    "#include <arm_acle.h>\n"
+    "#endif\n"
+    "static inline int32_t edgert_smlad_s8x4(int32_t acc, int32_t x, int32_t w) {\n"
+    "#if defined(__ARM_FEATURE_SIMD32)\n"
+    "  int32_t xo, wo;\n"
+    "  __asm__(\"sxtb16 %0, %1, ror #8\" : \"=r\"(xo) : \"r\"(x));\n"
+    "  __asm__(\"sxtb16 %0, %1, ror #8\" : \"=r\"(wo) : \"r\"(w));\n"
+    "  acc = __smlad(__sxtb16(x), __sxtb16(w), acc);\n"
+    "  return __smlad(xo, wo, acc);\n"
+    "#else\n"
+    "  uint32_t sum = (uint32_t)acc;\n"
+    "  for (int i = 0; i < 32; i += 8)\n"
+    "    sum += (uint32_t)((int32_t)(int8_t)((uint32_t)x >> i) * (int32_t)(int8_t)((uint32_t)w >> i));\n"
+    "  return (int32_t)sum;\n"
+    "#endif\n"
+    "}\n"
+)
 HELPER_DEPS = {"edgert_popcount16": ["edgert_popcount32"], "edgert_popcount8": ["edgert_popcount32"]}
 _registered = False
 
