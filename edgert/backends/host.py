@@ -139,8 +139,9 @@ OPS = None
 
 
 def policy(target: Target) -> CodegenPolicy:
-    """Portable C by default; target host-llvm: TVM's LLVM back end for this machine's CPU."""
-    return llvm_cpu_policy(target.llvm) if target.kernel_backend == "llvm" else c_policy()
+    """Portable C by default (``dsp = true``: in the DSP form, with its helpers' portable C);
+    target host-llvm: TVM's LLVM back end for this machine's CPU."""
+    return llvm_cpu_policy(target.llvm) if target.kernel_backend == "llvm" else c_policy(dsp=target.dsp)
 
 
 def build(build_dir: Path, target: Target, meta: dict, kernels) -> dict:

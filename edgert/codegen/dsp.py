@@ -20,6 +20,7 @@ compute the same sums in portable C, so the form can be tested on any host.
 """
 from __future__ import annotations
 
+import numpy as np
 from tvm import te, tirx
 
 
@@ -39,6 +40,17 @@ def _identity(t0, t1):
 
 
 DOT = te.comm_reducer(_combine, _identity, name="dot_s8x4")
+
+
+def _combine_lane(acc, element):
+    x, w, lane = element
+    return tirx.call_pure_extern("int32", "edgert_smla_s8_lane", acc[0], x, w, lane), acc[1], acc[2]
+
+
+#: Per-channel products from words of four channels (depthwise convolutions): the element is
+#: (x word, w word, lane), the step adds the lane's byte product (SXTB16 and SMLABB/SMLATT).
+LANE = te.comm_reducer(_combine_lane, lambda t0, t1, t2: (tirx.const(0, t0), tirx.const(0, t1), tirx.const(0, t2)),
+                       name="mla_s8_lane")
 
 
 def lanes(channels: int) -> int:
@@ -65,3 +77,60 @@ def dot_s8(shape, X: te.Tensor, x_index, W: te.Tensor, w_index, outer: list[int]
     rest = te.compute(shape, lambda *i: te.sum(X[x_index(i, rt, kt)].astype("int32") * W[w_index(i, rt, kt)].astype("int32"),
                                                axis=[*rt, kt]), name="acc_tail")
     return lambda *i: acc(*i) + rest(*i)
+
+
+def depthwise_s8(shape, X: te.Tensor, x_index, W: te.Tensor, w_index, taps: list[int], inside=None, pad_byte: int = 0):
+    """acc[i] = sum over the ``taps`` axes (their extents) of X[x_index(i, r, c)] *
+    W[w_index(i, r, c)] at channel c = i[-1], read as words of the four channels from c - c % 4
+    on (both indexes contiguous in the channel). ``inside(i, r)``: whether the tap lies in X;
+    outside it, X reads four ``pad_byte`` values (the zero point). Stage "acc"."""
+    r = [te.reduce_axis((0, e), name=f"r{j}") for j, e in enumerate(taps)]
+    pad_word = tirx.const(int.from_bytes(bytes([pad_byte & 0xFF] * 4), "little", signed=True), "int32")
+
+    def element(*i):
+        c = i[-1]
+        base = tirx.floordiv(c, 4) * 4
+        x = word(X, *x_index(i, r, base))
+        if inside is not None:
+            x = tirx.if_then_else(inside(i, r), x, pad_word)
+        return x, word(W, *w_index(i, r, base)), tirx.floormod(c, 4)
+
+    acc = te.compute(shape, lambda *i: LANE(element(*i), axis=r), name="acc")[0]
+    return lambda *i: acc(*i)
+
+
+def requantizer(c, mult: np.ndarray, shift: np.ndarray, bound: int):
+    """TFLite's MultiplyByQuantizedMultiplier in fewer instructions, where the layer allows it:
+    no channel shifts left, every channel shifts right by at least 1, and |acc| <= ``bound``
+    < 2^30. Then srdhm(a, m) = floor((a*m + 2^30) / 2^31) = floor((2a*m + 2^31) / 2^32), one
+    SMMULR of 2a (``edgert_srdhm_small``, exact while 2a fits in 32 bits), and the rounding
+    division by 2^e (half away from zero) is ((y >> (e-1)) + 1) >> 1 with y = x - (x < 0):
+    (y >> (e-1)) is twice floor(y / 2^e) plus bit e-1 of y, and adding that bit is the rounding
+    of edgert.codegen.te_fixedpoint. e-1 per channel is a table computed here. Returns
+    f(acc, channel) -> the int32 result, or None where the layer does not allow it."""
+    if int(np.max(shift)) > -1 or bound >= 1 << 30:
+        return None
+    per_channel = not (np.all(mult == mult[0]) and np.all(shift == shift[0]))
+    if per_channel:
+        M = c.const("mult", mult)
+        E = c.const("rshift1", (-shift.astype(np.int64) - 1).astype(np.int32))
+    m0, e0 = int(mult[0]), int(-shift[0] - 1)
+
+    def f(acc, o):
+        m, e = (M[o], E[o]) if per_channel else (tirx.const(m0, "int32"), tirx.const(e0, "int32"))
+        high = tirx.call_pure_extern("int32", "edgert_srdhm_small", acc, m)
+        y = high + (high >> tirx.const(31, "int32"))
+        return ((y >> e) + tirx.const(1, "int32")) >> tirx.const(1, "int32")
+
+    return f
+
+
+def saturate_int8(x, lo: int, hi: int):
+    """x clamped to [lo, hi] within int8, as int8: SSAT to 8 bits (``edgert_ssat8``), then the
+    activation's tighter bounds, if any."""
+    v = tirx.call_pure_extern("int32", "edgert_ssat8", x)
+    if lo > -128:
+        v = tirx.max(v, tirx.const(lo, "int32"))
+    if hi < 127:
+        v = tirx.min(v, tirx.const(hi, "int32"))
+    return v.astype("int8")

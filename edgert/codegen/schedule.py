@@ -47,7 +47,7 @@ def schedule(func, gpu_threads: int | None = None, channels_inner: bool = False,
         if channels_inner and name == "acc":  # (channel, taps...) -> (taps..., channel)
             loops = sch.get_loops(sch.get_sblock(name))[depth + 1:]
             sch.reorder(*loops[1:], loops[0])
-        if dot_lanes and name.startswith("acc"):
+        if dot_lanes:
             _lanes_inside(sch, name, depth)
     if unroll > 1 and "acc" in placed:
         inner = sch.get_loops(sch.get_sblock("acc"))[-1]
@@ -61,9 +61,10 @@ def schedule(func, gpu_threads: int | None = None, channels_inner: bool = False,
 
 
 def _lanes_inside(sch, name: str, depth: int) -> None:
-    """A DSP-form accumulator stage placed under the output's loop over channel blocks: its
-    loop over the block's lanes (when there is more than one) moves inside the reduction loops
-    and is unrolled, and the accumulators' init goes before the reduction loops."""
+    """A DSP-form stage placed under the output's loop over channel blocks: its loop over the
+    block's lanes (when there is more than one) moves inside its reduction loops, if any, and
+    is unrolled (the lanes' values stay in registers), and an accumulator's init goes before
+    the reduction loops."""
     blk = sch.get_sblock(name)
     loops = sch.get_loops(blk)[depth + 1:]
     reduce_vars = _reduction_loop_vars(sch.mod["main"], name)

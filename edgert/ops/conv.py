@@ -194,13 +194,21 @@ def _folded_bias(op: Op, g: Graph, oc: int) -> np.ndarray:
     return ((folded + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)
 
 
-def _requant_out(c: KernelCtx, acc, o, shape, name: str):
-    """The int8 epilogue shared by the conv family: per-channel requantize, offset, clamp."""
+def _requant_out(c: KernelCtx, acc, o, shape, name: str, bound: int | None = None):
+    """The int8 epilogue shared by the conv family: per-channel requantize, offset, clamp.
+    ``bound``: the largest |acc| can be (the DSP form's shorter requantization needs it)."""
     from tvm import te
     from edgert.codegen import te_fixedpoint as fx
 
     a = c.op.attrs
     mult, shift = a["mult"], a["shift"]
+    if c.dsp and bound is not None:
+        from edgert.codegen import dsp
+
+        requant = dsp.requantizer(c, mult, shift, bound)
+        if requant is not None:
+            return te.compute(shape, lambda *i: dsp.saturate_int8(requant(acc(*i), o(*i)) + a["out_zp"],
+                                                                 a["act_min"], a["act_max"]), name=name)
     if np.all(mult == mult[0]) and np.all(shift == shift[0]):
         m, s = int(mult[0]), int(shift[0])
         f = lambda *i: fx.clamp(fx.multiply_by_quantized_multiplier(acc(*i), m, s) + a["out_zp"],
@@ -245,6 +253,22 @@ def _lower_conv_dsp(c: KernelCtx) -> te.Tensor:
     n, oh, ow, oc = y.shape
     _, kh, kw, _ = w.shape
     (sh, sw), (dh, _) = op.attrs["stride"], op.attrs["dilation"]
+    if op.kind == "depthwise_conv2d":  # words of four channels, one accumulator a channel
+        from edgert.codegen.kernel import in_bounds
+        from edgert.passes.padding import reads_outside
+
+        (_, dw), (pt, pl) = op.attrs["dilation"], op.attrs["pad"]
+        guard = reads_outside(g, op) != ((0, 0), (0, 0))
+        iy = lambda i, r: i[1] * sh + r[0] * dh - pt
+        ix = lambda i, r: i[2] * sw + r[1] * dw - pl
+        X = c.act(op.inputs[0])
+        W = c.const(op.inputs[1], w.data)
+        c.dot_lanes = 4
+        acc = dsp.depthwise_s8((n, oh, ow, oc), X, lambda i, r, ch: (i[0], iy(i, r), ix(i, r), ch),
+                               W, lambda i, r, ch: (0, r[0], r[1], ch), [kh, kw],
+                               inside=(lambda i, r: in_bounds(iy(i, r), ix(i, r), h, wd)) if guard else None,
+                               pad_byte=op.attrs["in_zp"])
+        return _epilogue(c, acc, (n, oh, ow, oc), lambda b, oy, ox, o: o, oc)
     if tuple(op.attrs["pad"]) != (0, 0):
         raise AssertionError(f"{op.name}: the DSP form needs explicit padding (passes.padding)")
     X = c.act(op.inputs[0], (n, h * wd * cin))
@@ -324,7 +348,10 @@ def _epilogue(c: KernelCtx, acc: te.Tensor, shape, chan, oc: int) -> te.Tensor:
         # TVM's simplifier would rewrite int64(acc + bias) as int64(acc) + int64(bias), a 64-bit
         # add and multiply where TFLite's int32 sum and one SMULL are meant
         biased = te.compute(shape, lambda *i: acc(*i) + B[chan(*i)], name="keep_biased")
-        return _requant_out(c, biased, chan, shape, "out")
+        w = g.tensor(op.inputs[1])
+        taps = w.size // oc if op.kind != "depthwise_conv2d" else w.shape[1] * w.shape[2]
+        bound = taps * 128 * 128 + int(np.abs(_folded_bias(op, g, oc).astype(np.int64)).max())  # |x|, |w| <= 128
+        return _requant_out(c, biased, chan, shape, "out", bound)
     has_bias = len(op.inputs) > 2 and op.inputs[2]
     B = c.act(op.inputs[2]) if has_bias else None
     a = op.attrs

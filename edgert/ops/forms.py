@@ -31,14 +31,17 @@ def dsp_dot(g: Graph, op: Op) -> bool:
     run of each operand, two SMLAD per run): int8 convolutions and fully-connected layers with
     dense int8 weights whose reduction is contiguous in both the input and the weights, with
     at least one whole run. A convolution's reduction over one filter row (kw x cin values)
-    is contiguous when its input has no padding (passes.dsp_padding makes it explicit) and
-    no horizontal dilation."""
-    if op.kind not in ("conv2d", "fully_connected") or op.attrs.get("sparse") is not None:
+    is contiguous when its input has no padding (passes.padding makes it explicit) and
+    no horizontal dilation. Depthwise convolutions (multiplier 1, channels a multiple of
+    four) take four channels a word instead, each channel with its own accumulator."""
+    if op.kind not in ("conv2d", "depthwise_conv2d", "fully_connected") or op.attrs.get("sparse") is not None:
         return False
     x, w = g.tensor(op.inputs[0]), g.tensor(op.inputs[1])
     if x.dtype is not DType.I8 or getattr(op.attrs.get("packing"), "kind", "int8") != "int8":
         return False
     if op.kind == "fully_connected":
         return w.shape[1] >= 4
+    if op.kind == "depthwise_conv2d":  # four channels a word, each its own accumulator (SMLABB/SMLATT)
+        return op.attrs.get("depth_multiplier", 1) == 1 and w.shape[3] % 4 == 0
     _, _, kw, cin = w.shape
     return op.attrs["dilation"][1] == 1 and kw * cin >= 4

@@ -47,7 +47,8 @@ def explicit(g: Graph, op: Op, why: str) -> int:
 
 
 def run(g: Graph) -> Graph:
-    """Explicit padding for every convolution a DSP target computes in the DSP form."""
+    """Explicit padding for every convolution a DSP target computes in the DSP form (depthwise
+    ones test their taps instead: a tap reads one word for all four channels)."""
     for op in list(g.ops):
         if op.kind == "conv2d" and forms.dsp_dot(g, op):
             explicit(g, op, "its DSP kernel")

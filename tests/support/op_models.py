@@ -3,6 +3,8 @@ Micro: bit-exact for int8, within a stated tolerance for float32 (tests/ops/test
 use these; the models are built with tests.support.tflite_builder)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from edgert import api
@@ -14,11 +16,16 @@ from tests.support.tflite_builder import ModelBuilder
 FLOAT_RTOL, FLOAT_ATOL = 1e-5, 1e-5
 
 
-def check_model(tmp_path, b: ModelBuilder, inputs: list[np.ndarray], trials: int = 3, seed: int = 0):
+# The host target with kernels in the DSP form (tests/fixtures/targets/host-dsp.toml).
+HOST_DSP = Path(__file__).resolve().parents[1] / "fixtures" / "targets" / "host-dsp.toml"
+
+
+def check_model(tmp_path, b: ModelBuilder, inputs: list[np.ndarray], trials: int = 3, seed: int = 0,
+                target: str | Path = "host"):
     model = b.build()
     path = tmp_path / "m.tflite"
     path.write_bytes(model)
-    built = api.build(path, "host", tmp_path / "build")
+    built = api.build(path, target, tmp_path / "build")
     hm = api.host_model(built)
     ref = TflmReference(model)
     rng = np.random.default_rng(seed)
@@ -36,6 +43,7 @@ def check_model(tmp_path, b: ModelBuilder, inputs: list[np.ndarray], trials: int
             else:
                 diff = np.abs(g.astype(np.int32) - w.astype(np.int32))
                 assert diff.max() == 0, f"trial {trial}: {np.count_nonzero(diff)} of {w.size} values differ, max {diff.max()}"
+    return built
 
 
 def rand_x(rng, shape, dtype):

@@ -9,8 +9,9 @@ ordinary function taking one raw typed pointer per buffer parameter::
     void conv0(const int8_t* restrict X, const int8_t* restrict W, int8_t* restrict Out);
 
 The output includes only ``<stdint.h>``, ``<stddef.h>`` and, when used, ``<math.h>`` /
-``<stdbool.h>``; it needs no TVM header, runtime or packed-call convention, and compiles with
-host cc and arm-none-eabi-gcc alike. Buffers are dense, row-major, with the static shapes of
+``<stdbool.h>`` (and ``<arm_acle.h>`` inside the DSP helpers' ``#if`` for CPUs with the DSP
+extension); it needs no TVM header, runtime or packed-call convention, and compiles with host
+cc and arm-none-eabi-gcc alike. Buffers are dense, row-major, with the static shapes of
 the PrimFunc, and must not overlap (the pointers are ``restrict``) unless the kernel is named
 in ``aliased``: in-place kernels, whose output reuses an input's bytes. Buffers the kernel never
 writes are ``const``. Kernels do not allocate: an internal buffer over

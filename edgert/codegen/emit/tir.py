@@ -217,10 +217,12 @@ HELPERS["edgert_load_s8x4"] = (
     "  return (int32_t)v;\n"
     "}\n"
 )
-HELPERS["edgert_smlad_s8x4"] = (
-    "#if defined(__ARM_FEATURE_SIMD32)\n"
+HELPERS["edgert_acle"] = (  # not a function: the ACLE header, for the helpers that use it
+    "#if defined(__ARM_FEATURE_SIMD32) || defined(__ARM_FEATURE_DSP) || defined(__ARM_FEATURE_SAT)\n"
     "#include <arm_acle.h>\n"
     "#endif\n"
+)
+HELPERS["edgert_smlad_s8x4"] = (
     "static inline int32_t edgert_smlad_s8x4(int32_t acc, int32_t x, int32_t w) {\n"
     "#if defined(__ARM_FEATURE_SIMD32)\n"
     "  int32_t xo, wo;\n"
@@ -236,7 +238,54 @@ HELPERS["edgert_smlad_s8x4"] = (
     "#endif\n"
     "}\n"
 )
-HELPER_DEPS = {"edgert_popcount16": ["edgert_popcount32"], "edgert_popcount8": ["edgert_popcount32"]}
+# Depthwise convolutions: words of four channels, each channel its own accumulator; the lane
+# (0-3, a constant once the lanes are unrolled) picks the even or odd bytes (SXTB16, with ROR
+# #8 for the odd ones) and the bottom or top halfwords (SMLABB, SMLATT): one multiply-add a
+# channel, the words' loads and SXTB16 shared by the four lanes.
+HELPERS["edgert_smla_s8_lane"] = (
+    "static inline int32_t edgert_smla_s8_lane(int32_t acc, int32_t x, int32_t w, int32_t lane) {\n"
+    "#if defined(__ARM_FEATURE_SIMD32) && defined(__ARM_FEATURE_DSP)\n"
+    "  int32_t xs, ws;\n"
+    "  if (lane & 1) {\n"
+    "    __asm__(\"sxtb16 %0, %1, ror #8\" : \"=r\"(xs) : \"r\"(x));\n"
+    "    __asm__(\"sxtb16 %0, %1, ror #8\" : \"=r\"(ws) : \"r\"(w));\n"
+    "  } else {\n"
+    "    xs = __sxtb16(x);\n"
+    "    ws = __sxtb16(w);\n"
+    "  }\n"
+    "  return (lane & 2) ? __smlatt(xs, ws, acc) : __smlabb(xs, ws, acc);\n"
+    "#else\n"
+    "  int32_t p = (int32_t)(int8_t)((uint32_t)x >> (8 * lane)) * (int32_t)(int8_t)((uint32_t)w >> (8 * lane));\n"
+    "  return (int32_t)((uint32_t)acc + (uint32_t)p);\n"
+    "#endif\n"
+    "}\n"
+)
+# The DSP form's requantization (edgert.codegen.dsp.requantizer): srdhm(a, b) for |a| < 2^30
+# as one SMMULR of 2a (the rounding high half of 2a*b: floor((2ab + 2^31) / 2^32)), and int8
+# saturation as one SSAT. Portable C elsewhere, exact for every input.
+HELPERS["edgert_srdhm_small"] = (
+    "static inline int32_t edgert_srdhm_small(int32_t a, int32_t b) {\n"
+    "#if defined(__ARM_FEATURE_DSP)\n"
+    "  int32_t r;\n"
+    "  __asm__(\"smmulr %0, %1, %2\" : \"=r\"(r) : \"r\"(a * 2), \"r\"(b));\n"
+    "  return r;\n"
+    "#else\n"
+    "  return (int32_t)(((int64_t)a * b + ((int64_t)1 << 30)) >> 31);\n"
+    "#endif\n"
+    "}\n"
+)
+HELPERS["edgert_ssat8"] = (
+    "static inline int32_t edgert_ssat8(int32_t x) {\n"
+    "#if defined(__ARM_FEATURE_SAT)\n"
+    "  return __ssat(x, 8);\n"
+    "#else\n"
+    "  return x < -128 ? -128 : (x > 127 ? 127 : x);\n"
+    "#endif\n"
+    "}\n"
+)
+HELPER_DEPS = {"edgert_popcount16": ["edgert_popcount32"], "edgert_popcount8": ["edgert_popcount32"],
+               "edgert_smlad_s8x4": ["edgert_acle"], "edgert_smla_s8_lane": ["edgert_acle"],
+               "edgert_ssat8": ["edgert_acle"]}
 _registered = False
 
 
