@@ -99,28 +99,35 @@ def depthwise_s8(shape, X: te.Tensor, x_index, W: te.Tensor, w_index, taps: list
     return lambda *i: acc(*i)
 
 
-def requantizer(c, mult: np.ndarray, shift: np.ndarray, bound: int):
-    """TFLite's MultiplyByQuantizedMultiplier in fewer instructions, where the layer allows it:
-    no channel shifts left, every channel shifts right by at least 1, and |acc| <= ``bound``
-    < 2^30. Then srdhm(a, m) = floor((a*m + 2^30) / 2^31) = floor((2a*m + 2^31) / 2^32), one
-    SMMULR of 2a (``edgert_srdhm_small``, exact while 2a fits in 32 bits), and the rounding
-    division by 2^e (half away from zero) is ((y >> (e-1)) + 1) >> 1 with y = x - (x < 0):
-    (y >> (e-1)) is twice floor(y / 2^e) plus bit e-1 of y, and adding that bit is the rounding
-    of edgert.codegen.te_fixedpoint. e-1 per channel is a table computed here. Returns
-    f(acc, channel) -> the int32 result, or None where the layer does not allow it."""
-    if int(np.max(shift)) > -1 or bound >= 1 << 30:
+def requantizer(c, mult, shift, bound: int, key: str = "mult"):
+    """TFLite's MultiplyByQuantizedMultiplier in fewer instructions, where the values allow it:
+    no left shift, and |x| <= ``bound`` < 2^30. Then srdhm(x, m) = floor((x*m + 2^30) / 2^31)
+    = floor((2x*m + 2^31) / 2^32), one SMMULR of 2x (``edgert_srdhm_small``, exact while 2x fits
+    in 32 bits), and the rounding division by 2^e (half away from zero) is
+    ((y >> (e-1)) + 1) >> 1 with y = x - (x < 0): (y >> (e-1)) is twice floor(y / 2^e) plus bit
+    e-1 of y, and adding that bit is the rounding of edgert.codegen.te_fixedpoint.
+    ``mult``/``shift``: ints (per tensor) or per-channel arrays, whose e-1 is a table (every
+    channel must then shift right). Returns f(x, channel) -> the int32 result, or None where
+    the values do not allow it."""
+    mult, shift = np.atleast_1d(np.asarray(mult)), np.atleast_1d(np.asarray(shift))
+    if int(np.max(shift)) > 0 or bound >= 1 << 30:
         return None
     per_channel = not (np.all(mult == mult[0]) and np.all(shift == shift[0]))
     if per_channel:
-        M = c.const("mult", mult)
-        E = c.const("rshift1", (-shift.astype(np.int64) - 1).astype(np.int32))
-    m0, e0 = int(mult[0]), int(-shift[0] - 1)
+        if int(np.max(shift)) > -1:
+            return None
+        M = c.const(key, mult.astype(np.int32))
+        E = c.const(f"r{key}", (-shift.astype(np.int64) - 1).astype(np.int32))
+    m0, e0 = int(mult[0]), int(-shift[0])
 
-    def f(acc, o):
-        m, e = (M[o], E[o]) if per_channel else (tirx.const(m0, "int32"), tirx.const(e0, "int32"))
-        high = tirx.call_pure_extern("int32", "edgert_srdhm_small", acc, m)
+    def f(x, o=None):
+        m = M[o] if per_channel else tirx.const(m0, "int32")
+        high = tirx.call_pure_extern("int32", "edgert_srdhm_small", x, m)
+        if not per_channel and e0 == 0:
+            return high
+        e1 = E[o] if per_channel else tirx.const(e0 - 1, "int32")
         y = high + (high >> tirx.const(31, "int32"))
-        return ((y >> e) + tirx.const(1, "int32")) >> tirx.const(1, "int32")
+        return ((y >> e1) + tirx.const(1, "int32")) >> tirx.const(1, "int32")
 
     return f
 

@@ -44,10 +44,11 @@ class KernelCtx:
     """Collects a kernel's parameters in call order."""
 
     def __init__(self, g: Graph, op: Op, consts: dict[str, np.ndarray], fence_float: bool = False,
-                 channels_inner: bool = False, dsp: bool = False):
+                 channels_inner: bool = False, dsp: bool = False, dsp_isa: bool = False):
         self.g, self.op, self.consts, self.fence_float = g, op, consts, fence_float
         self.channels_inner = channels_inner  # see edgert.codegen.schedule
         self.dsp = dsp  # the DSP form of edgert.ops.forms.dsp_dot (edgert.codegen.dsp)
+        self.dsp_isa = dsp_isa  # the CPU has the DSP extension (edgert.codegen.dsp.requantizer)
         self.dot_lanes = 0  # set by a DSP-form lowering: output channels per block of dot products
         self.unroll = 1  # weights packed this many per byte: unroll the innermost reduction by it
         self.params: list[te.Tensor] = []

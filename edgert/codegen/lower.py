@@ -28,7 +28,7 @@ def lower(g: Graph, plan: ArenaPlan, policy: CodegenPolicy | None = None) -> Low
         if op.kind == "reshape" and op.outputs[0] in plan.aliases:
             continue
         c = KernelCtx(g, op, result.consts, fence_float, simd and forms.channels_inner(g, op),
-                      dsp=policy.dsp and forms.dsp_dot(g, op))
+                      dsp=policy.dsp and forms.dsp_dot(g, op), dsp_isa=policy.dsp)
         out = REGISTRY[op.kind].lower(c)
         func = c.finish(out, op.outputs[0])
         func = schedule(func, gpu_threads, channels_inner=c.channels_inner, unroll=c.unroll, dot_lanes=c.dot_lanes)

@@ -202,7 +202,7 @@ def _requant_out(c: KernelCtx, acc, o, shape, name: str, bound: int | None = Non
 
     a = c.op.attrs
     mult, shift = a["mult"], a["shift"]
-    if c.dsp and bound is not None:
+    if c.dsp_isa and bound is not None:
         from edgert.codegen import dsp
 
         requant = dsp.requantizer(c, mult, shift, bound)

@@ -103,18 +103,38 @@ def lower_elementwise(c: KernelCtx) -> te.Tensor:
 
     shape = y.shape or (1,)
 
+    def requant(bound, mult, shift, key):
+        """MultiplyByQuantizedMultiplier of values within +-bound: the DSP extension's shorter
+        form where it applies (edgert.codegen.dsp.requantizer), else TFLite's."""
+        if c.dsp_isa:
+            from edgert.codegen import dsp
+
+            f = dsp.requantizer(c, mult, shift, bound, key)
+            if f is not None:
+                return f
+        return lambda x, o=None: fx.multiply_by_quantized_multiplier(x, mult, shift)
+
+    # int8 inputs less their zero points are within +-255; rescaled, they shrink (multipliers < 1)
+    in_bound = 255 << ADD_LEFT_SHIFT
+
     def scaled(T, t, zp, k):
         # Each rescaled input is a stage of its own ("keep_": a scalar in the loop), so the
         # nested fixed-point formulas stay linear in size instead of multiplying out.
-        return te.compute(shape, lambda *i: fx.multiply_by_quantized_multiplier(
-            (ld(T, t, i).astype("int32") - zp) << ADD_LEFT_SHIFT, a["in_mult"][k], a["in_shift"][k]), name=f"keep_in{k}")
+        f = requant(in_bound, a["in_mult"][k], a["in_shift"][k], f"in{k}_mult")
+        return te.compute(shape, lambda *i: f((ld(T, t, i).astype("int32") - zp) << ADD_LEFT_SHIFT), name=f"keep_in{k}")
 
     if op.kind == "add":
         sa, sb = scaled(A, ta, za, 0), scaled(B, tb, zb, 1)
         total = te.compute(shape, lambda *i: sa(*i) + sb(*i), name="keep_sum")
+        bound = 2 * in_bound
     else:
         total = te.compute(shape, lambda *i: (ld(A, ta, i).astype("int32") - za) * (ld(B, tb, i).astype("int32") - zb),
                            name="keep_prod")
-    raw = te.compute(shape, lambda *i: fx.multiply_by_quantized_multiplier(total(*i), a["mult"], a["shift"]) + a["out_zp"],
-                     name="keep_raw")
+        bound = 255 * 255
+    out = requant(bound, a["mult"], a["shift"], "mult")
+    raw = te.compute(shape, lambda *i: out(total(*i)) + a["out_zp"], name="keep_raw")
+    if c.dsp_isa and dt == "int8":
+        from edgert.codegen import dsp
+
+        return te.compute(shape, lambda *i: dsp.saturate_int8(raw(*i), a["act_min"], a["act_max"]), name="out")
     return te.compute(shape, lambda *i: fx.clamp(raw(*i), a["act_min"], a["act_max"], dt), name="out")

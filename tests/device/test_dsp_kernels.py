@@ -2,7 +2,8 @@
 on the emulated Cortex-M7 and Cortex-M4, bit-exact with TensorFlow Lite Micro: a network whose
 layers cover the form's cases (a first layer over three channels, whose filter rows leave a
 tail of one value, explicitly padded; a strided depthwise layer with guarded border taps;
-1x1 layers in blocks of two output channels; a fully-connected layer in blocks of one)."""
+1x1 layers in blocks of two output channels and their sum (the shorter requantization); a
+fully-connected layer in blocks of one)."""
 from __future__ import annotations
 
 import numpy as np
@@ -22,7 +23,9 @@ def _network(path):
     y = b.conv2d(x, rng.normal(0, 0.3, (8, 3, 3, 3)), rng.normal(0, 0.2, 8), padding="SAME", activation="RELU")
     y = b.depthwise_conv2d(y, rng.normal(0, 0.3, (1, 3, 3, 8)), rng.normal(0, 0.2, 8), strides=2, padding="SAME",
                            activation="RELU6")
-    y = b.conv2d(y, rng.normal(0, 0.3, (6, 1, 1, 8)), rng.normal(0, 0.2, 6), padding="VALID")
+    p = b.conv2d(y, rng.normal(0, 0.3, (6, 1, 1, 8)), rng.normal(0, 0.2, 6), padding="VALID")
+    q = b.conv2d(y, rng.normal(0, 0.3, (6, 1, 1, 8)), rng.normal(0, 0.2, 6), padding="VALID")
+    y = b.add(p, q, activation="RELU")
     y = b.reshape(y, (1, 6 * 6 * 6))
     y = b.fully_connected(y, rng.normal(0, 0.1, (5, 216)), rng.normal(0, 0.2, 5))
     b.set_outputs([y])
