@@ -60,14 +60,15 @@ def compile_model(path: str | Path, *, weights: str = "int8", simd: bool = False
     """The model's graph after the pass pipeline, its weight formats chosen (``weights``: a mode
     of passes.weight_format, which may add padding ops; "int8", the weights as the model stores
     them, also keeps pruned channels; ``simd``: by the cost estimate of vectorized kernels, not
-    of scalar ones), and its arena plan. ``dsp``: for a CPU with the DSP extension, whose int8
-    dot products need their padding explicit (passes.padding)."""
+    of scalar ones), and its arena plan. ``dsp``: for a CPU with the DSP extension, by the costs
+    of the DSP form, whose int8 dot products need their padding explicit (passes.padding)."""
     from edgert.passes import padding, weight_format
 
     if weights not in weight_format.MODES:
         raise UserError(f"unknown weights mode {weights!r}", "one of: " + ", ".join(weight_format.MODES))
     g = passes.run_pipeline(load_graph(path), prune=weights != "int8")
-    rows = weight_format.run(g, weights, weight_format.SIMD if simd else weight_format.SCALAR)
+    costs = weight_format.SIMD if simd else weight_format.DSP if dsp else weight_format.SCALAR
+    rows = weight_format.run(g, weights, costs)
     if dsp:
         padding.run(g)
     verify(g)
