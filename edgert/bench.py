@@ -105,7 +105,8 @@ def bench_device(paths: list[str | Path], target: str, *, out_dir: str | Path = 
                  progress: bool = False, layers: bool = False, bnn_mst: bool = False,
                  weights: tuple[str, ...] = ("auto",)) -> dict:
     """Each model (or build folder) built for ``target`` and run once on its emulated board:
-    instructions per inference (exact, deterministic), arena, flash and RAM from the ELF;
+    instructions per inference (exact, deterministic), arena, flash and RAM from the ELF, the
+    build's wall time (seconds: this machine's, not a figure to compare across machines);
     next to TFLite Micro's recorded figures where this exact model file has them. With
     ``layers``, also each layer's instructions (a second, profiled inference). With
     ``bnn_mst``, each model is built twice, without and with MST channel reuse ("+mst").
@@ -130,8 +131,10 @@ def bench_device(paths: list[str | Path], target: str, *, out_dir: str | Path = 
             if progress:
                 print(f"building {path.name} for {target}{label} ...", file=sys.stderr)
             suffix = ("-mst" if mst else "") + (f"-{mode}" if len(weights) > 1 else "")
+            started = time.perf_counter()
             b = api.build(path, target, Path(out_dir) / f"{path.stem}-{Path(str(target)).stem}{suffix}", bnn_mst=mst,
                           weights=mode)
+            build_s = time.perf_counter() - started
         inputs = _random_inputs(b.meta["io"]["inputs"], seed)
         with connect(b, None) as board:
             result = board.session.run(inputs, b.meta["io"]["outputs"])
@@ -143,6 +146,8 @@ def bench_device(paths: list[str | Path], target: str, *, out_dir: str | Path = 
                "weight_bytes": b.report["summary"]["flash_const_bytes"],
                "flash": mem["flash"]["total"], "ram": mem["ram"]["total"]}
         row["macs_per_instruction"] = round(row["macs"] / latency, 3) if latency else 0.0
+        if not path.is_dir():  # wall time of edgert build, compiling and linking included
+            row["build_s"] = round(build_s, 1)
         if per_layer is not None:
             row["layers"] = per_layer
         base = TFLM_CORTEX_M7.get(hashlib.sha256(b.model_path.read_bytes()).hexdigest())
@@ -161,7 +166,7 @@ def format_device(result: dict) -> str:
             ("tflm_cmsis_nn", "TFLM+CMSIS-NN"), ("vs_cmsis_nn", "/ CMSIS-NN"),
             ("tflm_reference", "TFLM ref"), ("vs_tflm_reference", "/ TFLM ref"),
             ("arena", "arena B"), ("tflm_arena", "TFLM arena B"), ("arena_vs_tflm", "/ TFLM"),
-            ("weight_bytes", "weights B"), ("flash", "flash B"), ("ram", "RAM B")]
+            ("weight_bytes", "weights B"), ("flash", "flash B"), ("ram", "RAM B"), ("build_s", "build s")]
     cols = [c for c in cols if any(c[0] in r for r in rows)]  # TFLM figures exist for cortex-m7 only
     md = ["| " + " | ".join(h for _, h in cols) + " |", "|" + "|".join("---" if k == "model" else "---:" for k, _ in cols) + "|"]
     for r in rows:

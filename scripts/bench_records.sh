@@ -9,12 +9,12 @@ cd "$(dirname "$0")/.."
 edgert=.venv/bin/edgert
 mlperf=(models/mlperf_tiny/{ic_resnet8,kws_dscnn,vww_mobilenetv1,ad_toycar}_int8.tflite)
 want=("$@")
-all=(cortex-m7 rpi4 rpi5 cortex-m7-lowbit cortex-m7-binary cortex-m7-mst cortex-m7-pruned)
+all=(cortex-m7 cortex-m4 rpi4 rpi5 cortex-m7-lowbit cortex-m7-binary cortex-m7-mst cortex-m7-pruned)
 [ ${#want[@]} -eq 0 ] && want=("${all[@]}")
 
 for record in "${want[@]}"; do
     case "$record" in
-        cortex-m7|rpi4|rpi5)
+        cortex-m7|cortex-m4|rpi4|rpi5)
             $edgert bench --target "$record" "${mlperf[@]}" -o "build/bench/$record" --json "benchmarks/$record.json" ;;
         cortex-m7-lowbit)  # int4 and codebook weights made from the int8 models' weights
             for m in kws_dscnn ad_toycar; do

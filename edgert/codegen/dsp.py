@@ -53,9 +53,21 @@ LANE = te.comm_reducer(_combine_lane, lambda t0, t1, t2: (tirx.const(0, t0), tir
                        name="mla_s8_lane")
 
 
-def lanes(channels: int) -> int:
+def lanes(channels: int, most: int = 4) -> int:
     """Output channels computed together (each input word is loaded once for all of them)."""
-    return next(n for n in (4, 2, 1) if channels % n == 0)
+    return next(n for n in (4, 2, 1) if n <= most and channels % n == 0)
+
+
+def block(columns: int, channels: int) -> tuple[int, int]:
+    """A convolution's block of accumulators: (output columns, output channels). Two columns
+    by two channels where the columns pair up (each input word then serves two channels and
+    each weight word two columns, in the registers Armv7-M has), else one column by four
+    channels. Measured on the emulated M7 (instructions per inference, 2x2 against 1x4,
+    1x2 ... 4x4): IC 20.0 M against 24.5 M, VWW 16.3 M against 17.3 M; 2x4 spills registers
+    (IC 23.0 M)."""
+    if columns % 2 == 0:
+        return 2, lanes(channels, 2)
+    return 1, lanes(channels)
 
 
 def dot_s8(shape, X: te.Tensor, x_index, W: te.Tensor, w_index, outer: list[int], length: int):

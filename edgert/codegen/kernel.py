@@ -50,6 +50,7 @@ class KernelCtx:
         self.dsp = dsp  # the DSP form of edgert.ops.forms.dsp_dot (edgert.codegen.dsp)
         self.dsp_isa = dsp_isa  # the CPU has the DSP extension (edgert.codegen.dsp.requantizer)
         self.dot_lanes = 0  # set by a DSP-form lowering: output channels per block of dot products
+        self.dot_positions = 1  # ... and output columns per block
         self.unroll = 1  # weights packed this many per byte: unroll the innermost reduction by it
         self.params: list[te.Tensor] = []
         self.args: list[Arg] = []

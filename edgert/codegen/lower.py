@@ -31,7 +31,8 @@ def lower(g: Graph, plan: ArenaPlan, policy: CodegenPolicy | None = None) -> Low
                       dsp=policy.dsp and forms.dsp_dot(g, op), dsp_isa=policy.dsp)
         out = REGISTRY[op.kind].lower(c)
         func = c.finish(out, op.outputs[0])
-        func = schedule(func, gpu_threads, channels_inner=c.channels_inner, unroll=c.unroll, dot_lanes=c.dot_lanes)
+        func = schedule(func, gpu_threads, channels_inner=c.channels_inner, unroll=c.unroll, dot_lanes=c.dot_lanes,
+                        dot_positions=c.dot_positions)
         name = cname(op.name)
         result.kernels.append(Kernel(name, op, func, c.args, in_place=op.outputs[0] in plan.aliases))
     return result

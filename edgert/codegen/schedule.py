@@ -9,7 +9,7 @@ from .emit.tir import walk
 
 
 def schedule(func, gpu_threads: int | None = None, channels_inner: bool = False, unroll: int = 1,
-             dot_lanes: int = 0) -> object:
+             dot_lanes: int = 0, dot_positions: int = 1) -> object:
     """Fuse every producer stage into its consumer's loops so that no kernel needs an
     intermediate buffer: elementwise stages are inlined, reductions become accumulators
     computed under the consumer's loops over the reduction's output dims. With
@@ -21,13 +21,20 @@ def schedule(func, gpu_threads: int | None = None, channels_inner: bool = False,
     where it divides the loop, so that each unrolled copy reads its weight's bits at a
     constant position of the byte. With ``dot_lanes`` (the DSP form, edgert.codegen.dsp): the
     output channels in blocks of that many, whose accumulators are computed together with
-    the block innermost and unrolled, so that each input word is loaded once per block."""
+    the block innermost and unrolled, so that each input word is loaded once per block; with
+    ``dot_positions`` as well, the block also spans that many output columns (each weight word
+    is then loaded once for them)."""
     sch = s_tir.Schedule(func)
     blocks = list(sch.get_child_blocks(sch.get_sblock("root")))
     names = [sch.get(b).name_hint for b in blocks]
     if dot_lanes:
         _, lanes = sch.split(sch.get_loops(blocks[-1])[-1], [None, dot_lanes])
         sch.unroll(lanes)
+        if dot_positions > 1:  # (.., ox, oc_o, oc_i) -> (.., ox_o, oc_o, ox_i, oc_i)
+            loops = sch.get_loops(blocks[-1])
+            ox_o, ox_i = sch.split(loops[-3], [None, dot_positions])
+            sch.reorder(ox_o, loops[-2], ox_i, lanes)
+            sch.unroll(ox_i)
     placed = []  # the stages computed under the output's loops (not inlined)
     for name in reversed(names[:-1]):  # the last block writes the kernel's output
         blk = sch.get_sblock(name)

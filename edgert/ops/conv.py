@@ -273,7 +273,7 @@ def _lower_conv_dsp(c: KernelCtx) -> te.Tensor:
         raise AssertionError(f"{op.name}: the DSP form needs explicit padding (passes.padding)")
     X = c.act(op.inputs[0], (n, h * wd * cin))
     W = c.const(op.inputs[1], w.data, (oc, kh, kw * cin))
-    c.dot_lanes = dsp.lanes(oc)
+    c.dot_positions, c.dot_lanes = dsp.block(ow, oc)
     acc = dsp.dot_s8((n, oh, ow, oc),
                      X, lambda i, r, k: (i[0], ((i[1] * sh + r[0] * dh) * wd + i[2] * sw) * cin + k),
                      W, lambda i, r, k: (i[3], r[0], k), [kh], kw * cin)

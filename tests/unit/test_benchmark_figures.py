@@ -113,3 +113,12 @@ def test_pruned_table_is_the_recorded_bench():
         for column, key in ((2, "latency"), (3, "weight_bytes"), (4, "flash")):
             want = " → ".join(f"{rows[f'{model} [{mode}]'][key]:,}" for mode in ("int8", "auto"))
             assert table[label][column] == want, f"{label} {key}: README says {table[label][column]}, the record {want}"
+
+
+def test_cortex_m4_table_is_the_recorded_bench():
+    rows = _models("cortex-m4")
+    table = _table("| model | edgert (M4) | arena | flash |")
+    assert set(table) == set(rows) and len(rows) == 4
+    for model, cells in table.items():
+        r = rows[model]
+        assert cells[1:] == [f"{r['latency']:,}", f"{r['arena']:,}", f"{r['flash']:,}"], f"{model}: README says {cells[1:]}"
