@@ -53,6 +53,42 @@ LANE = te.comm_reducer(_combine_lane, lambda t0, t1, t2: (tirx.const(0, t0), tir
                        name="mla_s8_lane")
 
 
+def _combine_s4(acc, element):
+    x0, x1, w = element
+    return tirx.call_pure_extern("int32", "edgert_smlad_s4x8", acc[0], x0, x1, w), acc[1], acc[2]
+
+
+#: Dot products of int8 values with int4 weights, eight at a time: the element is (the words
+#: of values 0-3 and 4-7, the word of their eight weights in int4_words' layout).
+S4 = te.comm_reducer(_combine_s4, lambda t0, t1, t2: (tirx.const(0, t0), tirx.const(0, t1), tirx.const(0, t2)),
+                     name="dot_s4x8")
+
+
+def int4_words(rows: np.ndarray) -> np.ndarray:
+    """int4 weights [rows, K] (K a multiple of 8, values in [-8, 7]) as the bytes the DSP form
+    reads, [rows, K / 2]: byte b of word j holds value 8j+b in its low nibble and value 8j+4+b
+    in its high one. Shifting a word left by 4 and masking 0xF0F0F0F0 gives values 8j..8j+3
+    times 16 as int8 bytes, masking alone gives 8j+4..8j+7 times 16: two words the step takes
+    as they are (edgert_smlad_s4x8). The same flash bytes as edgert.ops.packing's int4."""
+    r, k = rows.shape
+    v = (rows.astype(np.int16) & 0xF).astype(np.uint8).reshape(r, k // 8, 2, 4)
+    return (v[:, :, 0, :] | (v[:, :, 1, :] << 4)).reshape(r, k // 2).view(np.int8)
+
+
+def dot_s4(shape, X: te.Tensor, x_index, W: te.Tensor, w_index, outer: list[int], length: int):
+    """dot_s8 for int4 weights in int4_words' layout (``length`` a multiple of 8; ``w_index``
+    indexes W's bytes: k/2 for value k): the sum comes out 16 times too large, exactly, and
+    is shifted back."""
+    r = [te.reduce_axis((0, e), name=f"r{j}") for j, e in enumerate(outer)]
+    k = te.reduce_axis((0, length // 8), name="rk")
+
+    def element(*i):
+        return (word(X, *x_index(i, r, 8 * k)), word(X, *x_index(i, r, 8 * k + 4)), word(W, *w_index(i, r, 4 * k)))
+
+    acc = te.compute(shape, lambda *i: S4(element(*i), axis=[*r, k]), name="acc")[0]
+    return lambda *i: acc(*i) >> tirx.const(4, "int32")
+
+
 def lanes(channels: int, most: int = 4) -> int:
     """Output channels computed together (each input word is loaded once for all of them)."""
     return next(n for n in (4, 2, 1) if n <= most and channels % n == 0)

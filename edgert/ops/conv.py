@@ -272,11 +272,14 @@ def _lower_conv_dsp(c: KernelCtx) -> te.Tensor:
     if tuple(op.attrs["pad"]) != (0, 0):
         raise AssertionError(f"{op.name}: the DSP form needs explicit padding (passes.padding)")
     X = c.act(op.inputs[0], (n, h * wd * cin))
-    W = c.const(op.inputs[1], w.data, (oc, kh, kw * cin))
     c.dot_positions, c.dot_lanes = dsp.block(ow, oc)
-    acc = dsp.dot_s8((n, oh, ow, oc),
-                     X, lambda i, r, k: (i[0], ((i[1] * sh + r[0] * dh) * wd + i[2] * sw) * cin + k),
-                     W, lambda i, r, k: (i[3], r[0], k), [kh], kw * cin)
+    x_index = lambda i, r, k: (i[0], ((i[1] * sh + r[0] * dh) * wd + i[2] * sw) * cin + k)
+    if getattr(op.attrs.get("packing"), "kind", "int8") == "int4":
+        W = c.const(f"{op.inputs[1]}_int4dsp", dsp.int4_words(w.data.reshape(oc * kh, kw * cin)), (oc, kh, kw * cin // 2))
+        acc = dsp.dot_s4((n, oh, ow, oc), X, x_index, W, lambda i, r, k: (i[3], r[0], k), [kh], kw * cin)
+    else:
+        W = c.const(op.inputs[1], w.data, (oc, kh, kw * cin))
+        acc = dsp.dot_s8((n, oh, ow, oc), X, x_index, W, lambda i, r, k: (i[3], r[0], k), [kh], kw * cin)
     return _epilogue(c, acc, (n, oh, ow, oc), lambda b, oy, ox, o: o, oc)
 
 
@@ -376,8 +379,12 @@ def lower_fc(c: KernelCtx) -> te.Tensor:
         from edgert.codegen import dsp
 
         c.dot_lanes = dsp.lanes(units)
-        W = c.const(op.inputs[1], w.data)
-        acc = dsp.dot_s8((rows, units), X, lambda i, r, k: (i[0], k), W, lambda i, r, k: (i[1], k), [], depth)
+        if getattr(op.attrs.get("packing"), "kind", "int8") == "int4":
+            W = c.const(f"{op.inputs[1]}_int4dsp", dsp.int4_words(w.data))
+            acc = dsp.dot_s4((rows, units), X, lambda i, r, k: (i[0], k), W, lambda i, r, k: (i[1], k), [], depth)
+        else:
+            W = c.const(op.inputs[1], w.data)
+            acc = dsp.dot_s8((rows, units), X, lambda i, r, k: (i[0], k), W, lambda i, r, k: (i[1], k), [], depth)
         return _epilogue(c, acc, (rows, units), lambda r, o: o, units)
     if op.attrs.get("sparse") is not None:  # each unit's nonzero weights and their input features
         j, value, offset = sparse_terms(c, op)

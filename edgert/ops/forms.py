@@ -29,19 +29,21 @@ def dsp_dot(g: Graph, op: Op) -> bool:
     """Whether a CPU with the Armv7E-M DSP extension computes ``op`` as dot products over runs
     of four int8 values (edgert.codegen.schedule's DSP form: one word load and two SXTB16 per
     run of each operand, two SMLAD per run): int8 convolutions and fully-connected layers with
-    dense int8 weights whose reduction is contiguous in both the input and the weights, with
-    at least one whole run. A convolution's reduction over one filter row (kw x cin values)
+    dense int8 weights (or int4 ones whose rows are whole words of eight) whose reduction is
+    contiguous in both the input and the weights, with at least one whole run. A convolution's reduction over one filter row (kw x cin values)
     is contiguous when its input has no padding (passes.padding makes it explicit) and
     no horizontal dilation. Depthwise convolutions (multiplier 1, channels a multiple of
     four) take four channels a word instead, each channel with its own accumulator."""
     if op.kind not in ("conv2d", "depthwise_conv2d", "fully_connected") or op.attrs.get("sparse") is not None:
         return False
     x, w = g.tensor(op.inputs[0]), g.tensor(op.inputs[1])
-    if x.dtype is not DType.I8 or getattr(op.attrs.get("packing"), "kind", "int8") != "int8":
+    kind = getattr(op.attrs.get("packing"), "kind", "int8")
+    if x.dtype is not DType.I8 or kind not in ("int8", "int4"):
         return False
+    run = 8 if kind == "int4" else 4  # int4 weights: eight a word, whole words only
     if op.kind == "fully_connected":
-        return w.shape[1] >= 4
+        return w.shape[1] >= 4 and w.shape[1] % run == 0 if kind == "int4" else w.shape[1] >= 4
     if op.kind == "depthwise_conv2d":  # four channels a word, each its own accumulator (SMLABB/SMLATT)
-        return op.attrs.get("depth_multiplier", 1) == 1 and w.shape[3] % 4 == 0
+        return kind == "int8" and op.attrs.get("depth_multiplier", 1) == 1 and w.shape[3] % 4 == 0
     _, _, kw, cin = w.shape
-    return op.attrs["dilation"][1] == 1 and kw * cin >= 4
+    return op.attrs["dilation"][1] == 1 and kw * cin >= 4 and (kind == "int8" or kw * cin % 8 == 0)

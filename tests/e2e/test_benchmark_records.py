@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("target", ["cortex-m7", "rpi4", "rpi5"])
+@pytest.mark.parametrize("target", ["cortex-m7", "cortex-m4", "rpi4", "rpi5"])
 def test_the_recorded_figure_is_measured_again(target, tmp_path):
     record = json.loads((REPO / "benchmarks" / f"{target}.json").read_text())
     recorded = {row["model"]: row for row in record["models"]}

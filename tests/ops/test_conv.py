@@ -99,3 +99,23 @@ def test_depthwise_conv2d_dsp_form(tmp_path, c, k, stride, dilation, padding):
     b.set_outputs([y])
     built = check_model(tmp_path, b, [rand_x(rng, (1, h, w, c), "int8")], target=HOST_DSP)
     assert "edgert_smla_s8_lane(" in (built.dir / "kernels.c").read_text()
+
+
+@pytest.mark.parametrize("layer", ["conv1x1", "conv3x3", "fc"])
+def test_int4_weights_in_the_dsp_form(tmp_path, layer):
+    """int4 weights whose filter rows are whole words of eight (edgert.codegen.dsp.int4_words)."""
+    rng = np.random.default_rng(41)
+    b = ModelBuilder()
+    q = lambda shape: rng.integers(-8, 8, shape).astype(np.int8)  # int4 values, stored as int8
+    if layer == "fc":
+        x = new_input(b, rng, (2, 40), "int8")
+        y = b.fully_connected(x, q((6, 40)), None, weight_scale=0.01)
+        shape = (2, 40)
+    else:
+        cin, k = (16, 1) if layer == "conv1x1" else (8, 3)
+        x = new_input(b, rng, (1, 8, 8, cin), "int8")
+        y = b.conv2d(x, q((5, k, k, cin)), None, weight_scale=np.full(5, 0.01, np.float32), padding="SAME")
+        shape = (1, 8, 8, cin)
+    b.set_outputs([y])
+    built = check_model(tmp_path, b, [rand_x(rng, shape, "int8")], target=HOST_DSP, weights="dense")
+    assert "edgert_smlad_s4x8(" in (built.dir / "kernels.c").read_text()

@@ -21,11 +21,11 @@ HOST_DSP = Path(__file__).resolve().parents[1] / "fixtures" / "targets" / "host-
 
 
 def check_model(tmp_path, b: ModelBuilder, inputs: list[np.ndarray], trials: int = 3, seed: int = 0,
-                target: str | Path = "host"):
+                target: str | Path = "host", weights: str = "auto"):
     model = b.build()
     path = tmp_path / "m.tflite"
     path.write_bytes(model)
-    built = api.build(path, target, tmp_path / "build")
+    built = api.build(path, target, tmp_path / "build", weights=weights)
     hm = api.host_model(built)
     ref = TflmReference(model)
     rng = np.random.default_rng(seed)

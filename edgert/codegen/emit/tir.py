@@ -238,6 +238,14 @@ HELPERS["edgert_smlad_s8x4"] = (
     "#endif\n"
     "}\n"
 )
+# int4 weights (edgert.codegen.dsp.int4_words): one word holds eight; shifted and masked, its
+# two halves are int8 words of the weights times 16, each taken by the step above.
+HELPERS["edgert_smlad_s4x8"] = (
+    "static inline int32_t edgert_smlad_s4x8(int32_t acc, int32_t x0, int32_t x1, int32_t w) {\n"
+    "  acc = edgert_smlad_s8x4(acc, x0, (int32_t)(((uint32_t)w << 4) & 0xF0F0F0F0u));\n"
+    "  return edgert_smlad_s8x4(acc, x1, (int32_t)((uint32_t)w & 0xF0F0F0F0u));\n"
+    "}\n"
+)
 # Depthwise convolutions: words of four channels, each channel its own accumulator; the lane
 # (0-3, a constant once the lanes are unrolled) picks the even or odd bytes (SXTB16, with ROR
 # #8 for the odd ones) and the bottom or top halfwords (SMLABB, SMLATT): one multiply-add a
@@ -285,6 +293,7 @@ HELPERS["edgert_ssat8"] = (
 )
 HELPER_DEPS = {"edgert_popcount16": ["edgert_popcount32"], "edgert_popcount8": ["edgert_popcount32"],
                "edgert_smlad_s8x4": ["edgert_acle"], "edgert_smla_s8_lane": ["edgert_acle"],
+               "edgert_smlad_s4x8": ["edgert_smlad_s8x4"],
                "edgert_ssat8": ["edgert_acle"]}
 _registered = False
 
