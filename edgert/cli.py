@@ -6,6 +6,7 @@ or file), 3 device or transport error, 4 validation failed.
 from __future__ import annotations
 
 import argparse
+import math
 import json
 import shlex
 import sys
@@ -27,9 +28,12 @@ def _parse_size(text: str) -> int:
         mult = 1024 if t[-1] == "k" else 1024 * 1024
         t = t[:-1]
     try:
-        return int(float(t) * mult)
+        value = float(t) * mult
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a byte count like 65536 or 64k, got {text!r}") from None
+    if not math.isfinite(value) or value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive, finite byte count like 65536 or 64k, got {text!r}")
+    return int(value)
 
 
 # --------------------------------------------------------------------------- commands

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgert.errors import DeviceError
+from edgert.errors import DeviceError, UserError
 
 from . import framing, protocol as P
 from .transport import Transport, hexdump
@@ -155,6 +155,11 @@ class Session:
         return ticks
 
     def run(self, inputs: list[np.ndarray], output_specs: list[dict], *, profile: bool = False) -> InvokeResult:
+        """Set every input, invoke, read every output. The inputs are checked against the
+        board's own description of its model (HELLO) before anything is sent: a wrong count,
+        dtype or size is a UserError naming the input, and the board is left as it was."""
+        if self.hello is not None:
+            check_inputs(self.hello.inputs, inputs)
         for i, x in enumerate(inputs):
             self.set_input(i, np.ascontiguousarray(x).tobytes())
         ticks = self.invoke(profile)
@@ -167,3 +172,22 @@ class Session:
 
     def close(self) -> None:
         self.t.close()
+
+
+def check_inputs(descs, inputs: list[np.ndarray]) -> None:
+    """Raise UserError unless ``inputs`` match the board's input descriptions one to one in
+    dtype and number of values (the layout is the model's; any shape of that size is read as it)."""
+    if len(inputs) != len(descs):
+        raise UserError(f"the board's model takes {len(descs)} input(s), got {len(inputs)}", "pass one array per input")
+    for i, (d, x) in enumerate(zip(descs, inputs)):
+        x = np.asarray(x)
+        want = f"{d.dtype}[{'x'.join(map(str, d.shape))}]"
+        got = f"{x.dtype.name}[{'x'.join(map(str, x.shape))}]"
+        count = int(np.prod(d.shape, dtype=np.int64))
+        if x.dtype.name != d.dtype:
+            hint = (f"quantize it first (edgert validate --dataset does: x / scale + zero point, rounded)"
+                    if x.dtype.kind == "f" and d.dtype.startswith(("int", "uint")) else f"convert it to {d.dtype}")
+            raise UserError(f"input {i}: the board's model takes {want}, got {got}", hint)
+        if x.size != count:
+            raise UserError(f"input {i}: the board's model takes {want} ({count} values), got {got} ({x.size} values)",
+                            "reshape the array to the model's input shape")

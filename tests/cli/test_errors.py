@@ -105,6 +105,14 @@ def test_arena_over_ram_limit(tmp_path, capsys, mlperf_dir):
     assert code == 2 and "over --ram-limit 10,240" in err
 
 
+@pytest.mark.parametrize("value", ["inf", "-5", "0", "nan", "1e400"])
+def test_a_ram_limit_that_is_no_byte_count_is_refused(tmp_path, capsys, mlperf_dir, value):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["build", str(mlperf_dir / "ad_toycar_int8.tflite"), f"--ram-limit={value}", "-o", str(tmp_path / "b")])
+    assert e.value.code == 2
+    assert f"expected a positive, finite byte count like 65536 or 64k, got '{value}'" in capsys.readouterr().err
+
+
 def test_unknown_target(tmp_path, capsys, mlperf_dir):
     code, err = _cli_error(capsys, ["build", str(mlperf_dir / "ad_toycar_int8.tflite"), "--target", "pdp11",
                                     "-o", str(tmp_path / "b")])

@@ -71,6 +71,30 @@ def test_instruction_count_is_deterministic(hello_m7_build):
     assert len(set(counts)) == 1 and counts[0] > 0, counts
 
 
+@pytest.mark.parametrize("array, message", [
+    (np.zeros(100, np.int8), "input 0: the board's model takes int8[1x1] (1 values), got int8[100] (100 values)"),
+    (np.zeros((1, 0), np.int8), "input 0: the board's model takes int8[1x1] (1 values), got int8[1x0] (0 values)"),
+    (np.zeros((1, 1), np.float32), "input 0: the board's model takes int8[1x1], got float32[1x1]"),
+    (np.zeros((1, 1), np.int16), "input 0: the board's model takes int8[1x1], got int16[1x1]"),
+])
+def test_a_wrong_input_is_refused_before_anything_is_sent(hello_m7_build, tmp_path, capsys, array, message):
+    path = tmp_path / "x.npy"
+    np.save(path, array)
+    d = str(hello_m7_build.dir)
+    try:
+        assert main(["flash", d]) == 0
+        capsys.readouterr()
+        assert main(["run", d, "--input", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "hint:" in err
+        # the board still answers, with the right output for a right input
+        assert main(["run", d, "--input", str(_sample(tmp_path)), "--output", str(tmp_path / "y.npy")]) == 0
+        want = run_tflm(hello_m7_build.model_path.read_bytes(), [np.array([[64]], dtype=np.int8)])[0]
+        np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), want.reshape(1, 1))
+    finally:
+        main(["flash", "--stop", d])
+
+
 def test_no_such_port_is_a_device_error(hello_m7_build, tmp_path, capsys):
     rc = main(["run", str(hello_m7_build.dir), "--input", str(_sample(tmp_path)), "--port", "/dev/ttyEDGERT-NONE"])
     err = capsys.readouterr().err
