@@ -511,6 +511,18 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except Exception as e:  # anything but an EdgertError is a bug in edgert, never the user's input
+        import os
+        import traceback
+
+        if os.environ.get("EDGERT_TRACEBACK"):
+            traceback.print_exc()
+        frame = traceback.extract_tb(e.__traceback__)[-1]
+        print(f"edgert: internal error: {type(e).__name__}: {e} (at {Path(frame.filename).name}:{frame.lineno})",
+              file=sys.stderr)
+        print(f"edgert: hint: this is a bug in edgert, not in your input; please report it with the command "
+              f"that shows it, `{args.command_line}` (EDGERT_TRACEBACK=1 prints the traceback)", file=sys.stderr)
+        return EXIT_BUG
 
 
 if __name__ == "__main__":

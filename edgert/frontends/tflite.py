@@ -47,10 +47,27 @@ def _pad(padding: int, in_size: int, filt: int, stride: int, dilation: int = 1) 
     return tflite_pad_before(padding == fb.Padding.SAME, in_size, filt, stride, dilation)
 
 
-def _spatial(opts, x: Tensor, fh: int, fw: int) -> dict:
+def _at_least_one(where: str, **fields: int) -> None:
+    """Refuse a stride, dilation or filter size below 1 (the kernels divide and loop by them)."""
+    for name, value in fields.items():
+        if value < 1:
+            raise ModelFormatError(f"{where}: {name} is {value}",
+                                   "strides, dilations and filter sizes must be at least 1; the file is damaged or "
+                                   "was written by a broken converter: re-export it")
+
+
+def _padding_enum(where: str, padding: int) -> None:
+    if padding not in (fb.Padding.SAME, fb.Padding.VALID):
+        raise ModelFormatError(f"{where}: padding is {padding}, neither SAME ({fb.Padding.SAME}) nor VALID "
+                               f"({fb.Padding.VALID})", "the file is damaged or was written by a broken converter: re-export it")
+
+
+def _spatial(opts, x: Tensor, fh: int, fw: int, where: str) -> dict:
     sh, sw = opts.strideH, opts.strideW
-    dh = getattr(opts, "dilationHFactor", 1) or 1
-    dw = getattr(opts, "dilationWFactor", 1) or 1
+    dh = getattr(opts, "dilationHFactor", 1)
+    dw = getattr(opts, "dilationWFactor", 1)
+    _at_least_one(where, stride_h=sh, stride_w=sw, dilation_h=dh, dilation_w=dw)
+    _padding_enum(where, opts.padding)
     return {
         "stride": (sh, sw),
         "dilation": (dh, dw),
@@ -114,6 +131,28 @@ def _unpack_int4(raw: np.ndarray, shape: tuple[int, ...], where: str) -> np.ndar
     return ((nibbles ^ 8) - 8).astype(np.int8).reshape(shape)
 
 
+#: The zero points a quantized tensor of each dtype may have.
+_ZERO_POINT_RANGE = {DType.I8: (-128, 127), DType.I32: (0, 0)}
+
+
+def _check_quantization(r: Reader, index: int, t, shape, dtype, scales: list[float], zps: tuple, axis: int) -> None:
+    """Every field the kernels rely on: scales positive and finite, zero points in the dtype's
+    range, one zero point per scale, and per-channel parameters along an axis of that length."""
+    where = f"tensor {index} ({r.tname(index)})"
+    fix = "the file is damaged or was written by a broken converter: re-export it"
+    bad = [s for s in scales if not (np.isfinite(s) and s > 0)]
+    if bad:
+        raise ModelFormatError(f"{where}: quantization scale {bad[0]} is not a positive finite number", fix)
+    if len(zps) != len(scales):
+        raise ModelFormatError(f"{where}: {len(scales)} quantization scales but {len(zps)} zero points", fix)
+    lo, hi = _ZERO_POINT_RANGE.get(dtype, (-(1 << 31), (1 << 31) - 1))
+    out = [z for z in zps if not lo <= z <= hi]
+    if out:
+        raise ModelFormatError(f"{where}: zero point {out[0]} is outside [{lo}, {hi}] for {dtype.np_name}", fix)
+    if len(scales) > 1 and not (0 <= axis < len(shape) and shape[axis] == len(scales)):
+        raise ModelFormatError(f"{where}: {len(scales)} per-channel scales along axis {axis} of shape {list(shape)}", fix)
+
+
 def _tensor(r: Reader, index: int) -> Tensor:
     t = r.sg.tensors[index]
     shape = tuple(int(d) for d in (t.shape if t.shape is not None else ()))
@@ -122,6 +161,9 @@ def _tensor(r: Reader, index: int) -> Tensor:
             f"tensor {index} ({r.tname(index)}) has shape {list(shape)}",
             "every dimension must be positive: edgert compiles static shapes; re-export with a fixed batch size",
         )
+    if int(np.prod(shape, dtype=object)) * 4 >= 1 << 31:  # no board addresses 2 GiB; C indexes in int32
+        raise ModelFormatError(f"tensor {index} ({r.tname(index)}) has shape {list(shape)}: over 2^31 bytes",
+                               "no target edgert builds for holds a tensor this large")
     dtype = _DTYPES.get(t.type)
     data = r.const(index)
     if t.type == fb.TensorType.INT4:  # weights: held as int8 values in [-8, 7] (edgert.ops.packing packs them)
@@ -144,6 +186,7 @@ def _tensor(r: Reader, index: int) -> Tensor:
                 "edgert supports affine (scale, zero point) quantization only",
             )
         zps = tuple(int(z) for z in (q.zeroPoint if q.zeroPoint is not None else [0] * len(q.scale)))
+        _check_quantization(r, index, t, shape, dtype, [float(v) for v in q.scale], zps, int(q.quantizedDimension or 0))
         quant = QuantParams(
             scale=tuple(float(s) for s in np.asarray(q.scale, dtype=np.float32)),
             zero_point=zps,
@@ -186,12 +229,12 @@ class Node:
 
 def _conv2d(n: Node) -> Op:
     w = n.tensor(1)
-    return n.op("conv2d", 3, **_spatial(n.opts, n.x, w.shape[1], w.shape[2]), act=_act(n.opts, n.where))
+    return n.op("conv2d", 3, **_spatial(n.opts, n.x, w.shape[1], w.shape[2], n.where), act=_act(n.opts, n.where))
 
 
 def _depthwise_conv2d(n: Node) -> Op:
     w = n.tensor(1)
-    return n.op("depthwise_conv2d", 3, **_spatial(n.opts, n.x, w.shape[1], w.shape[2]), act=_act(n.opts, n.where),
+    return n.op("depthwise_conv2d", 3, **_spatial(n.opts, n.x, w.shape[1], w.shape[2], n.where), act=_act(n.opts, n.where),
                 depth_multiplier=w.shape[3] // n.x.shape[3])
 
 
@@ -204,6 +247,9 @@ def _fully_connected(n: Node) -> Op:
 def _pool(kind: str):
     def translate(n: Node) -> Op:
         o, x = n.opts, n.x
+        _at_least_one(n.where, filter_height=o.filterHeight, filter_width=o.filterWidth, stride_h=o.strideH,
+                      stride_w=o.strideW)
+        _padding_enum(n.where, o.padding)
         return n.op(kind, 1, filter=(o.filterHeight, o.filterWidth), stride=(o.strideH, o.strideW),
                     pad=(_pad(o.padding, x.shape[1], o.filterHeight, o.strideH),
                          _pad(o.padding, x.shape[2], o.filterWidth, o.strideW)),

@@ -117,3 +117,60 @@ def test_unknown_target(tmp_path, capsys, mlperf_dir):
     code, err = _cli_error(capsys, ["build", str(mlperf_dir / "ad_toycar_int8.tflite"), "--target", "pdp11",
                                     "-o", str(tmp_path / "b")])
     assert code == 2 and "unknown target 'pdp11'" in err and "host" in err
+
+
+def _damaged(tmp_path, change) -> Path:
+    """A one-convolution int8 model with one field changed by ``change(model_object)``."""
+    import flatbuffers
+
+    from tests.support.tflite_builder import ModelBuilder
+
+    rng = np.random.default_rng(0)
+    b = ModelBuilder()
+    x = b.add_input((1, 6, 6, 2), "int8", scale=0.05, zero_point=3)
+    y = b.conv2d(x, rng.normal(0, 0.3, (4, 3, 3, 2)), rng.normal(0, 0.2, 4), padding="SAME")
+    b.set_outputs([y])
+    model = b.to_object()
+    change(model)
+    fbb = flatbuffers.Builder(1024)
+    fbb.Finish(model.Pack(fbb), file_identifier=b"TFL3")
+    path = tmp_path / "damaged.tflite"
+    path.write_bytes(bytes(fbb.Output()))
+    return path
+
+
+def _conv_options(model):
+    return model.subgraphs[0].operators[0].builtinOptions
+
+
+def _input_quant(model):
+    return model.subgraphs[0].tensors[model.subgraphs[0].inputs[0]].quantization
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m: setattr(_conv_options(m), "strideH", 0), "CONV_2D #0: stride_h is 0"),
+    (lambda m: setattr(_conv_options(m), "strideW", -2), "CONV_2D #0: stride_w is -2"),
+    (lambda m: setattr(_conv_options(m), "dilationHFactor", 0), "CONV_2D #0: dilation_h is 0"),
+    (lambda m: setattr(_conv_options(m), "padding", 7), "CONV_2D #0: padding is 7, neither SAME"),
+    (lambda m: setattr(_input_quant(m), "scale", [0.0]), "quantization scale 0.0 is not a positive finite number"),
+    (lambda m: setattr(_input_quant(m), "scale", [float("nan")]), "quantization scale nan is not a positive finite"),
+    (lambda m: setattr(_input_quant(m), "scale", [float("inf")]), "quantization scale inf is not a positive finite"),
+    (lambda m: setattr(_input_quant(m), "zeroPoint", [1000]), "zero point 1000 is outside [-128, 127] for int8"),
+    (lambda m: setattr(_input_quant(m), "zeroPoint", [1, 2]), "1 quantization scales but 2 zero points"),
+])
+def test_a_damaged_field_is_refused_before_any_work(tmp_path, capsys, change, message):
+    path = _damaged(tmp_path, change)
+    code, err = _cli_error(capsys, ["build", str(path), "-o", str(tmp_path / "b")])
+    assert code == 2 and message in err and "re-export it" in err and "Traceback" not in err
+
+
+def test_an_internal_error_is_reported_as_a_bug(tmp_path, capsys, monkeypatch, mlperf_dir):
+    from edgert import api
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(api, "build", broken)
+    code, err = _cli_error(capsys, ["build", str(mlperf_dir / "ad_toycar_int8.tflite"), "-o", str(tmp_path / "b")])
+    assert code == 1 and "internal error: ZeroDivisionError: division by zero" in err
+    assert "this is a bug in edgert" in err and "`edgert build " in err and "Traceback" not in err
