@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgert.errors import ModelFormatError, UnsupportedError
-from edgert.ir import DType, Graph, Op, QuantParams, Tensor, verify
+from edgert.ir import DType, Graph, IRError, Op, QuantParams, Tensor, verify
 
 from . import lce
 from .common import TFLITE_ACTIVATIONS, tflite_pad_before
@@ -81,8 +81,12 @@ class Reader:
         self.path = path
         self.sg = model.subgraphs[0]
 
-    def opcode_name(self, op) -> str:
-        oc = self.model.operatorCodes[op.opcodeIndex]
+    def opcode_name(self, op, where: str = "an operator") -> str:
+        codes = self.model.operatorCodes or []
+        if not 0 <= op.opcodeIndex < len(codes):
+            raise ModelFormatError(f"{self.path}: {where} names op code {op.opcodeIndex}, the file has {len(codes)}",
+                                   "the file is damaged or was written by a broken converter: re-export it")
+        oc = codes[op.opcodeIndex]
         if oc.customCode:
             return oc.customCode.decode(errors="replace")  # a custom op is named by its custom code
         code = max(oc.builtinCode, oc.deprecatedBuiltinCode)
@@ -96,6 +100,11 @@ class Reader:
         if buf.data is not None and len(buf.data):
             raw = np.asarray(buf.data, dtype=np.uint8)
         elif getattr(buf, "offset", 0) and buf.offset > 1:
+            end, size = buf.offset + buf.size, os.path.getsize(self.path)
+            if end > size:
+                raise ModelFormatError(
+                    f"{self.path}: constant tensor {index} ({self.tname(index)}) is stored at bytes {buf.offset:,}"
+                    f"-{end:,}, past the file's end ({size:,} bytes)", "the file is truncated or damaged: re-export it")
             with open(self.path, "rb") as f:
                 f.seek(buf.offset)
                 raw = np.frombuffer(f.read(buf.size), dtype=np.uint8)
@@ -361,7 +370,7 @@ def load(path: str | os.PathLike, data: bytes | None = None) -> Graph:
     sg = r.sg
     ops = sg.operators or []
 
-    names = [r.opcode_name(op) for op in ops]
+    names = [r.opcode_name(op, f"operator #{i}") for i, op in enumerate(ops)]
     bad = [f"{n} (op #{i})" for i, n in enumerate(names) if n not in SUPPORTED_OPS]
     if "DENSIFY" in names:  # the TFLite converter's EXPERIMENTAL_SPARSITY encoding
         raise UnsupportedError(
@@ -377,6 +386,11 @@ def load(path: str | os.PathLike, data: bytes | None = None) -> Graph:
     used = set(sg.inputs) | set(sg.outputs)
     for op in ops:
         used.update(i for i in list(op.inputs) + list(op.outputs) if i >= 0)
+    count = len(sg.tensors or [])
+    wrong = sorted(i for i in used if not 0 <= i < count)
+    if wrong:
+        raise ModelFormatError(f"{path}: tensor index {wrong[0]} is out of range (the graph has {count} tensors)",
+                               "the file is damaged or was written by a broken converter: re-export it")
     tensors = {f"t{i}": _tensor(r, i) for i in sorted(used)}
 
     graph_ops = []
@@ -404,5 +418,8 @@ def load(path: str | os.PathLike, data: bytes | None = None) -> Graph:
         outputs=[f"t{i}" for i in sg.outputs],
         name=stem,
     )
-    verify(g)
+    try:
+        verify(g)
+    except IRError as e:  # a well-formed file whose graph is not (a cycle, a tensor written twice, ...)
+        raise ModelFormatError(f"{path}: {e}", "the model's graph is malformed: re-export it") from None
     return g

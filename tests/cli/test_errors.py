@@ -174,3 +174,30 @@ def test_an_internal_error_is_reported_as_a_bug(tmp_path, capsys, monkeypatch, m
     code, err = _cli_error(capsys, ["build", str(mlperf_dir / "ad_toycar_int8.tflite"), "-o", str(tmp_path / "b")])
     assert code == 1 and "internal error: ZeroDivisionError: division by zero" in err
     assert "this is a bug in edgert" in err and "`edgert build " in err and "Traceback" not in err
+
+
+def _second_writer(model):
+    """The convolution writes the graph's input too: two writers (and a cycle)."""
+    op = model.subgraphs[0].operators[0]
+    op.outputs = [model.subgraphs[0].inputs[0]]
+
+
+def _weights_past_the_end(model):
+    """The convolution's weights stored outside the flatbuffer, at an offset past the file."""
+    from tests.support.tflite_builder import schema_fb
+
+    buf = schema_fb.BufferT()  # the builder's own buffers pack their data only
+    buf.offset, buf.size = 10 ** 6, 72
+    model.buffers[model.subgraphs[0].tensors[model.subgraphs[0].operators[0].inputs[1]].buffer] = buf
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m: setattr(m.subgraphs[0].operators[0], "opcodeIndex", 9), "operator #0 names op code 9, the file has 1"),
+    (_weights_past_the_end, "is stored at bytes 1,000,000-1,000,072, past the file's end"),
+    (lambda m: setattr(m.subgraphs[0].operators[0], "inputs", [0, 99, 2]), "tensor index 99 is out of range"),
+    (_second_writer, "the model's graph is malformed"),
+])
+def test_a_damaged_graph_is_refused(tmp_path, capsys, change, message):
+    path = _damaged(tmp_path, change)
+    code, err = _cli_error(capsys, ["build", str(path), "-o", str(tmp_path / "b")])
+    assert code == 2 and message in err and "internal error" not in err
