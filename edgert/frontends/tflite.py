@@ -236,12 +236,23 @@ class Node:
         return Op(kind, self.ins[:n_inputs] if n_inputs else self.ins, self.outs, attrs)
 
 
+def _ranks(n: Node, *ranks: int) -> None:
+    """Refuse inputs whose ranks are not the op's (the translation indexes their dimensions)."""
+    for pos, rank in enumerate(ranks):
+        t = n.tensor(pos)
+        if len(t.shape) != rank:
+            raise ModelFormatError(f"{n.where}: input {pos} has shape {list(t.shape)}; {n.name} takes rank {rank}",
+                                   "the file is damaged or was written by a broken converter: re-export it")
+
+
 def _conv2d(n: Node) -> Op:
+    _ranks(n, 4, 4)
     w = n.tensor(1)
     return n.op("conv2d", 3, **_spatial(n.opts, n.x, w.shape[1], w.shape[2], n.where), act=_act(n.opts, n.where))
 
 
 def _depthwise_conv2d(n: Node) -> Op:
+    _ranks(n, 4, 4)
     w = n.tensor(1)
     return n.op("depthwise_conv2d", 3, **_spatial(n.opts, n.x, w.shape[1], w.shape[2], n.where), act=_act(n.opts, n.where),
                 depth_multiplier=w.shape[3] // n.x.shape[3])
@@ -255,6 +266,7 @@ def _fully_connected(n: Node) -> Op:
 
 def _pool(kind: str):
     def translate(n: Node) -> Op:
+        _ranks(n, 4)
         o, x = n.opts, n.x
         _at_least_one(n.where, filter_height=o.filterHeight, filter_width=o.filterWidth, stride_h=o.strideH,
                       stride_w=o.strideW)
@@ -326,6 +338,35 @@ TRANSLATE = {
 #: The op codes this front end reads, for messages and `edgert targets`.
 SUPPORTED_OPS = tuple(TRANSLATE)
 
+#: The builtin options table each op's translation reads: (the schema's table name, whether
+#: the op must carry it; without it the schema's defaults apply).
+OPTIONS = {
+    "CONV_2D": ("Conv2DOptions", True), "DEPTHWISE_CONV_2D": ("DepthwiseConv2DOptions", True),
+    "AVERAGE_POOL_2D": ("Pool2DOptions", True), "MAX_POOL_2D": ("Pool2DOptions", True),
+    "SOFTMAX": ("SoftmaxOptions", True), "CONCATENATION": ("ConcatenationOptions", True),
+    "FULLY_CONNECTED": ("FullyConnectedOptions", False), "ADD": ("AddOptions", False),
+    "MUL": ("MulOptions", False), "MEAN": ("ReducerOptions", False),
+}
+#: The inputs each op must have (the rest may be absent, index -1).
+REQUIRED_INPUTS = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2, "ADD": 2, "MUL": 2}
+
+
+def _check_operator(name: str, op, where: str) -> None:
+    """The options table and the inputs an op's translation relies on, before it reads them."""
+    fix = "the file is damaged or was written by a broken converter: re-export it"
+    table, required = OPTIONS.get(name, (None, False))
+    opts = op.builtinOptions
+    if table is not None and opts is None and required:
+        raise ModelFormatError(f"{where} has no {table} table", fix)
+    if table is not None and opts is not None and type(opts).__name__ != f"{table}T":
+        raise ModelFormatError(f"{where} carries {type(opts).__name__.removesuffix('T')}, not {table}", fix)
+    inputs = list(op.inputs if op.inputs is not None else [])
+    need = REQUIRED_INPUTS.get(name, 1 if name in TRANSLATE and name not in lce.TRANSLATE else 0)
+    if len(inputs) < need or any(i < 0 for i in inputs[:need]):
+        raise ModelFormatError(f"{where} lacks one of its first {need} input(s) (inputs {inputs})", fix)
+    if not list(op.outputs if op.outputs is not None else []):
+        raise ModelFormatError(f"{where} has no output", fix)
+
 
 def parse_model(data: bytes, path: str = "<bytes>"):
     """Bytes -> the schema's object-API Model, or ModelFormatError naming what is wrong."""
@@ -383,7 +424,9 @@ def load(path: str | os.PathLike, data: bytes | None = None) -> Graph:
             "supported TFLite ops: " + ", ".join(SUPPORTED_OPS),
         )
 
-    used = set(sg.inputs) | set(sg.outputs)
+    for idx, (op, name) in enumerate(zip(ops, names)):
+        _check_operator(name, op, f"{name} #{idx}")
+    used = set(sg.inputs if sg.inputs is not None else []) | set(sg.outputs if sg.outputs is not None else [])
     for op in ops:
         used.update(i for i in list(op.inputs) + list(op.outputs) if i >= 0)
     count = len(sg.tensors or [])
