@@ -30,3 +30,16 @@ def onnx_nhwc_shape(shape) -> tuple[int, ...]:
     """An ONNX NCHW image shape in edgert's NHWC order (other ranks unchanged)."""
     shape = tuple(shape)
     return tuple(shape[p] for p in TO_NHWC) if len(shape) == 4 else shape
+
+
+def check_window(where: str, kernel=(), strides=(), dilations=(), pads=()) -> None:
+    """Refuse a window the kernels cannot place: kernel sizes, strides and dilations must be
+    whole numbers of at least 1, pads at least 0 (ONNX attributes; TFLite's are checked where
+    its options are read)."""
+    from edgert.errors import ModelFormatError
+
+    values = [*kernel, *strides, *dilations]
+    if any(not isinstance(v, int) or v < 1 for v in values) or any(not isinstance(v, int) or v < 0 for v in pads):
+        raise ModelFormatError(f"{where}: kernel {list(kernel)}, strides {list(strides)}, dilations {list(dilations)}, "
+                               f"pads {list(pads)}: sizes, strides and dilations must be at least 1, pads at least 0",
+                               "the file is damaged or was written by a broken exporter: export it again")

@@ -29,12 +29,52 @@ def _read(path: str):
     except Exception as e:  # protobuf raises DecodeError and friends on a bad file
         raise ModelFormatError(f"{path}: not a readable ONNX model ({type(e).__name__})",
                                "export the model again (torch.onnx.export, or onnx.save)") from None
+    _check_readable(model, path)
     qdq.refuse_qoperator(model.graph, path)  # before shape inference, which lacks their domain
     try:
         return onnx.shape_inference.infer_shapes(model, strict_mode=True)
     except Exception as e:
         raise ModelFormatError(f"{path}: ONNX shape inference failed ({str(e).splitlines()[0][:200]})",
-                               "export with static input shapes (batch size 1)") from None
+                               "the model's shapes or attributes are inconsistent (as it says); export it again, "
+                               "with static input shapes (batch size 1)") from None
+
+
+def _attribute(a):
+    """An attribute's value, its tensor decoded; a ValueError if it holds none of its type."""
+    from onnx import helper, numpy_helper
+
+    value = helper.get_attribute_value(a)
+    if value is None:
+        raise ValueError(f"no value of its declared type {a.type}")
+    return numpy_helper.to_array(value) if hasattr(value, "data_type") else value
+
+
+def _check_readable(model, path: str) -> None:
+    """Every initializer, attribute and declared element type decodes (onnx's own readers
+    raise assorted errors on damaged ones: a wrong byte count, an unknown type code): refused
+    here, naming it, before anything reads it."""
+    from onnx import helper, numpy_helper
+
+    fix = "the file is damaged or was written by a broken exporter: export the model again"
+
+    def readable(what: str, read) -> None:
+        try:
+            read()
+        except Exception as e:  # onnx raises ValueError, KeyError, TypeError ... on damaged protos
+            raise ModelFormatError(f"{path}: {what} cannot be read ({type(e).__name__}: {str(e)[:120]})", fix) from None
+
+    g = model.graph
+    for init in g.initializer:
+        readable(f"initializer {init.name!r}", lambda init=init: numpy_helper.to_array(init))
+    for node in g.node:
+        if not isinstance(node.op_type, str) or not node.op_type:
+            raise ModelFormatError(f"{path}: a node has op type {node.op_type!r}", fix)
+        for a in node.attribute:
+            readable(f"attribute {a.name!r} of node {node.name or node.op_type!r}", lambda a=a: _attribute(a))
+    for vi in list(g.input) + list(g.output):
+        if vi.type.HasField("tensor_type"):
+            readable(f"the element type of {vi.name!r}",
+                     lambda vi=vi: helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type))
 
 
 def load(path: str | os.PathLike) -> Graph:

@@ -25,7 +25,7 @@ import numpy as np
 from edgert.errors import ModelFormatError, UnsupportedError
 from edgert.ir import DType, Graph, Op, Tensor, verify
 
-from ..common import TO_NCHW, TO_NHWC, onnx_nhwc_shape
+from ..common import TO_NCHW, TO_NHWC, check_window, onnx_nhwc_shape
 
 
 class _Reader:
@@ -129,6 +129,7 @@ def _conv(n: Node) -> None:
         raise UnsupportedError(f"{n.where}: the weights must be a constant 4-D tensor",
                                "edgert compiles models with constant weights")
     pads = attrs.get("pads", [0, 0, 0, 0])
+    check_window(n.where, r.consts[ins[1]].shape[2:], attrs.get("strides", [1, 1]), attrs.get("dilations", [1, 1]), pads)
     wt = r.const(f"{ins[1]}/OHWI", np.transpose(r.consts[ins[1]], TO_NHWC))   # OIHW -> OHWI
     b = r.const(ins[2], r.consts[ins[2]].reshape(-1)) if len(ins) > 2 and ins[2] else ""
     n.emit("conv2d", [r.act(ins[0]), wt, b], {"stride": tuple(attrs.get("strides", [1, 1])),
@@ -140,6 +141,7 @@ def _max_pool(n: Node) -> None:
     attrs = n.attrs
     k = attrs["kernel_shape"]
     pads = attrs.get("pads", [0, 0, 0, 0])
+    check_window(n.where, k, attrs.get("strides", [1, 1]), attrs.get("dilations", [1, 1]), pads)
     if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET") or len(k) != 2 \
             or attrs.get("ceil_mode", 0) or any(d != 1 for d in attrs.get("dilations", [1, 1])):
         raise UnsupportedError(f"{n.where}: MaxPool with auto_pad, ceil_mode, dilation or not 2-D",
@@ -163,6 +165,9 @@ def _batch_norm(n: Node) -> None:
 
 def _matmul(n: Node) -> None:
     r, ins = n.r, n.ins
+    if n.image_in:  # a MatMul over an NCHW image's W axis: edgert holds images NHWC
+        raise UnsupportedError(f"{n.where}: MatMul over the 4-D image {ins[0]} {list(r.shapes[ins[0]])}",
+                               "flatten it first (torch.flatten / Flatten), or express it as a 1x1 Conv")
     if ins[1] not in r.consts or r.consts[ins[1]].ndim != 2:
         raise UnsupportedError(f"{n.where}: the second input must be a constant 2-D weight matrix",
                                "edgert compiles models with constant weights")

@@ -42,12 +42,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgert.errors import UnsupportedError
+from edgert.errors import ModelFormatError, UnsupportedError
 from edgert.ir import DType, Graph, Op, QuantParams, Tensor, verify
 from edgert.ir.activations import activation_named_by
 from edgert.ops.common import INT8_MAX, INT8_MIN, activation_range
 
-from ..common import TO_NCHW, TO_NHWC, same_pad_total
+from ..common import TO_NCHW, TO_NHWC, check_window, same_pad_total
 
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 ACTIVATION_OPS = ("Clip", "Relu")
@@ -234,6 +234,10 @@ class _Reader:
         if zp.shape != scale.shape:
             raise UnsupportedError(f"{where}: scale of shape {list(scale.shape)}, zero point of shape {list(zp.shape)}",
                                    "give the zero point the scale's shape")
+        bad = scale[~(np.isfinite(scale) & (scale > 0))]
+        if bad.size:
+            raise ModelFormatError(f"{where}: quantization scale {float(bad.reshape(-1)[0])} is not a positive finite "
+                                   "number", "the file is damaged or was written by a broken exporter: export it again")
         return scale, zp, elem
 
     def act_quant(self, node, where: str) -> QuantParams:
@@ -502,16 +506,17 @@ class _Reader:
         The kernels place the windows with the top / left padding and read whatever the
         output shape needs below and right of the input as padding, so the bottom / right
         pads need no attribute: shape inference already made the output size from them."""
-        strides = tuple(attrs.get("strides", (1, 1)))
-        dilations = tuple(attrs.get("dilations", (1, 1)))
+        strides = tuple(attrs.get("strides") or (1, 1))
+        dilations = tuple(attrs.get("dilations") or (1, 1))
         if len(kernel) != 2 or len(strides) != 2 or len(dilations) != 2:
             raise UnsupportedError(f"{where}: not a 2-D window", "export 2-D convolutions and pools")
+        check_window(where, kernel, strides, dilations, attrs.get("pads") or ())
         if attrs.get("ceil_mode", 0):
             raise UnsupportedError(f"{where}: attribute ceil_mode = 1", "export the pool with ceil_mode=False")
         if pool and any(d != 1 for d in dilations):
             raise UnsupportedError(f"{where}: a dilated pool", "export pools without dilation")
         auto = attrs.get("auto_pad", b"NOTSET")
-        auto = auto.decode() if isinstance(auto, bytes) else auto
+        auto = auto.decode(errors="replace") if isinstance(auto, bytes) else auto
         if auto == "NOTSET":
             pads = tuple(attrs.get("pads", (0, 0, 0, 0)))
         elif auto == "VALID":

@@ -1,6 +1,7 @@
-"""Damaged TFLite files: random byte mutations of the MLPerf KWS model either compile or are
-refused with an EdgertError (a clear message and exit 2 at the CLI), never another exception.
-Seeded, so a failure reproduces; tests/cli/test_errors.py names each refused field."""
+"""Damaged model files: random byte mutations of the MLPerf KWS model (TFLite) and of an int8
+QDQ ONNX model either compile or are refused with an EdgertError (a clear message and exit 2
+at the CLI), never another exception. Seeded, so a failure reproduces; tests/cli/test_errors.py
+names each refused field."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,16 +9,19 @@ import pytest
 
 from edgert import api
 from edgert.errors import EdgertError
-from tests.conftest import MLPERF
+from tests.conftest import MLPERF, REPO
 
 MUTATIONS = 1000
+MODELS = [MLPERF / "kws_dscnn_int8.tflite", REPO / "tests" / "fixtures" / "pruned" / "torch_digits_dense_qdq.onnx"]
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy on damaged scales; the refusal is what counts
+@pytest.mark.parametrize("model", MODELS, ids=lambda p: p.suffix[1:])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_mutated_models_compile_or_are_refused(tmp_path, seed):
-    data = (MLPERF / "kws_dscnn_int8.tflite").read_bytes()
+def test_mutated_models_compile_or_are_refused(tmp_path, model, seed):
+    data = model.read_bytes()
     rng = np.random.default_rng(seed)
-    path = tmp_path / "m.tflite"
+    path = tmp_path / f"m{model.suffix}"
     outcomes = {"compiled": 0, "refused": 0}
     for trial in range(MUTATIONS):
         b = bytearray(data)
