@@ -327,6 +327,9 @@ TRANSLATE = {
     "MAX_POOL_2D": _pool("max_pool2d"),
     "MEAN": _mean,
     "MUL": _with_act("mul"),
+    "SUB": _with_act("sub"),
+    "MAXIMUM": lambda n: n.op("maximum", 2),
+    "MINIMUM": lambda n: n.op("minimum", 2),
     "PAD": _pad_op,
     "PADV2": _pad_op,
     "QUANTIZE": _plain("quantize"),
@@ -345,10 +348,11 @@ OPTIONS = {
     "AVERAGE_POOL_2D": ("Pool2DOptions", True), "MAX_POOL_2D": ("Pool2DOptions", True),
     "SOFTMAX": ("SoftmaxOptions", True), "CONCATENATION": ("ConcatenationOptions", True),
     "FULLY_CONNECTED": ("FullyConnectedOptions", False), "ADD": ("AddOptions", False),
-    "MUL": ("MulOptions", False), "MEAN": ("ReducerOptions", False),
+    "MUL": ("MulOptions", False), "MEAN": ("ReducerOptions", False), "SUB": ("SubOptions", False),
 }
 #: The inputs each op must have (the rest may be absent, index -1).
-REQUIRED_INPUTS = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2, "ADD": 2, "MUL": 2}
+REQUIRED_INPUTS = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2, "ADD": 2, "MUL": 2, "SUB": 2,
+                   "MAXIMUM": 2, "MINIMUM": 2}
 
 
 def _check_operator(name: str, op, where: str) -> None:

@@ -1,5 +1,7 @@
-"""ADD and MUL with numpy broadcasting (TFLM int8 add: inputs rescaled with a 20-bit left
-shift, then summed and requantized; int8 mul: one multiplier for s1*s2/so) and float32."""
+"""ADD, SUB, MUL, MAXIMUM and MINIMUM with numpy broadcasting, int8 and float32. TFLM's int8
+add and sub: inputs rescaled with a 20-bit left shift, then summed (subtracted) and requantized;
+int8 mul: one multiplier for s1*s2/so; int8 maximum and minimum compare the stored int8 values
+as they are (TFLM's kernel reads no quantization: the converter gives inputs and output one)."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -39,13 +41,15 @@ def check(op: Op, g: Graph) -> None:
 def prepare(op: Op, g: Graph) -> None:
     a, b = g.in_tensors(op)
     (y,) = g.out_tensors(op)
+    if op.kind in ("maximum", "minimum"):  # no activation, no arithmetic to prepare
+        return
     op.attrs["act_min"], op.attrs["act_max"] = activation_range(op.attrs["act"], y)
     if y.dtype is F32:
         return
     sa, sb, so = (np.float64(t.quant.scale[0]) for t in (a, b, y))
     op.attrs["in_zp"] = (a.quant.zp, b.quant.zp)
     op.attrs["out_zp"] = y.quant.zp
-    if op.kind == "add":
+    if op.kind in ("add", "sub"):
         twice_max = 2 * max(sa, sb)
         op.attrs["in_mult"], op.attrs["in_shift"] = (
             tuple(int(v) for v in arr) for arr in fp.quantize_multipliers([sa / twice_max, sb / twice_max])
@@ -64,15 +68,19 @@ def ref(op: Op, g: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
     (y,) = g.out_tensors(op)
     xa, xb = inputs
     at = op.attrs
+    if op.kind in ("maximum", "minimum"):  # the stored values, compared as they are
+        r = np.maximum(xa, xb) if op.kind == "maximum" else np.minimum(xa, xb)
+        return [np.broadcast_to(r, y.shape).astype(y.dtype.np).copy()]
     if y.dtype is F32:
-        r = xa + xb if op.kind == "add" else xa * xb
+        r = {"add": np.add, "sub": np.subtract, "mul": np.multiply}[op.kind](xa, xb)
         return [np.clip(r, at["act_min"], at["act_max"]).astype(np.float32).reshape(y.shape)]
     va = xa.astype(np.int64) - at["in_zp"][0]
     vb = xb.astype(np.int64) - at["in_zp"][1]
-    if op.kind == "add":
+    if op.kind in ("add", "sub"):
         sa = fp.multiply_by_quantized_multiplier(va << ADD_LEFT_SHIFT, at["in_mult"][0], at["in_shift"][0])
         sb = fp.multiply_by_quantized_multiplier(vb << ADD_LEFT_SHIFT, at["in_mult"][1], at["in_shift"][1])
-        raw = fp.multiply_by_quantized_multiplier(fp.wrap32(sa + sb), at["mult"], at["shift"])
+        raw = fp.multiply_by_quantized_multiplier(fp.wrap32(sa + sb if op.kind == "add" else sa - sb),
+                                                  at["mult"], at["shift"])
     else:
         raw = fp.multiply_by_quantized_multiplier(va * vb, at["mult"], at["shift"])
     return [clamp_int8(raw + at["out_zp"], at["act_min"], at["act_max"]).reshape(y.shape)]
@@ -82,7 +90,7 @@ def ref(op: Op, g: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def lower_elementwise(c: KernelCtx) -> te.Tensor:
-    from tvm import te
+    from tvm import te, tirx
     from edgert.codegen import te_fixedpoint as fx
     from edgert.codegen.kernel import broadcast_index
 
@@ -95,8 +103,12 @@ def lower_elementwise(c: KernelCtx) -> te.Tensor:
     def ld(T, t, i):
         return T[tuple(broadcast_index(t.shape, y.shape, i))]
 
+    if op.kind in ("maximum", "minimum"):  # the stored values, compared as they are
+        pick = tirx.max if op.kind == "maximum" else tirx.min
+        return te.compute(y.shape or (1,), lambda *i: pick(ld(A, ta, i), ld(B, tb, i)), name="out")
     if y.dtype is DType.F32:
-        f = (lambda *i: ld(A, ta, i) + ld(B, tb, i)) if op.kind == "add" else (lambda *i: ld(A, ta, i) * ld(B, tb, i))
+        f = {"add": lambda *i: ld(A, ta, i) + ld(B, tb, i), "sub": lambda *i: ld(A, ta, i) - ld(B, tb, i),
+             "mul": lambda *i: ld(A, ta, i) * ld(B, tb, i)}[op.kind]
         return te.compute(y.shape or (1,), lambda *i: fx.clamp(f(*i), a["act_min"], a["act_max"], dt), name="out")
 
     za, zb = a["in_zp"]
@@ -123,9 +135,10 @@ def lower_elementwise(c: KernelCtx) -> te.Tensor:
         f = requant(in_bound, a["in_mult"][k], a["in_shift"][k], f"in{k}_mult")
         return te.compute(shape, lambda *i: f((ld(T, t, i).astype("int32") - zp) << ADD_LEFT_SHIFT), name=f"keep_in{k}")
 
-    if op.kind == "add":
+    if op.kind in ("add", "sub"):
         sa, sb = scaled(A, ta, za, 0), scaled(B, tb, zb, 1)
-        total = te.compute(shape, lambda *i: sa(*i) + sb(*i), name="keep_sum")
+        total = te.compute(shape, (lambda *i: sa(*i) + sb(*i)) if op.kind == "add" else (lambda *i: sa(*i) - sb(*i)),
+                           name="keep_sum")
         bound = 2 * in_bound
     else:
         total = te.compute(shape, lambda *i: (ld(A, ta, i).astype("int32") - za) * (ld(B, tb, i).astype("int32") - zb),

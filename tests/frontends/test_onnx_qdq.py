@@ -133,7 +133,14 @@ def _mixed(rng):
     return nodes, inits, [1, 3, 7, 7]
 
 
-MODELS = {"conv_relu": _conv_relu, "strided": _strided, "branches": _branches, "dense": _dense, "mixed": _mixed}
+def _branches_sub(rng):
+    """The two branches subtracted (Sub of two activations) instead of added."""
+    nodes, inits, shape = _branches(rng)
+    return [_node("Sub", list(n.input), list(n.output)) if n.op_type == "Add" else n for n in nodes], inits, shape
+
+
+MODELS = {"conv_relu": _conv_relu, "strided": _strided, "branches": _branches, "branches_sub": _branches_sub,
+          "dense": _dense, "mixed": _mixed}
 
 
 def _quantized(tmp_path, model, per_channel=True, activation=QuantType.QUInt8, weight=QuantType.QInt8, **kw):
@@ -171,6 +178,7 @@ CASES = [  # (model, per_channel, activation type)
     ("conv_relu", True, QuantType.QUInt8), ("conv_relu", False, QuantType.QInt8),
     ("strided", True, QuantType.QInt8), ("strided", False, QuantType.QUInt8),
     ("branches", True, QuantType.QUInt8), ("branches", False, QuantType.QInt8),
+    ("branches_sub", False, QuantType.QInt8),
     ("dense", True, QuantType.QInt8), ("dense", False, QuantType.QUInt8),
     ("mixed", True, QuantType.QUInt8), ("mixed", False, QuantType.QInt8),
 ]

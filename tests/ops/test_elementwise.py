@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from edgert import api
 from edgert.ops import elementwise
 from tests.support.op_models import HOST_DSP, check_model, kinds_of, new_input, rand_x
 from tests.support.tflite_builder import ModelBuilder
@@ -23,3 +24,19 @@ def test_binary(tmp_path, dtype, target, kind, shapes):
     y = getattr(b, kind)(a, c, activation="RELU" if kind == "add" else "NONE")
     b.set_outputs([y])
     check_model(tmp_path, b, [rand_x(rng, s, dtype) for s in shapes], target=target)
+
+
+@pytest.mark.parametrize("kind", ["maximum", "minimum"])
+def test_int8_maximum_and_minimum_compare_the_stored_values(tmp_path, kind):
+    """As TFLite Micro does: its int8 maximum / minimum read no quantization, so inputs with
+    other scales than the output are compared as stored (the converter never makes them)."""
+    rng = np.random.default_rng(7)
+    b = ModelBuilder()
+    a = b.add_input((1, 3, 3, 4), "int8", scale=0.02, zero_point=-5)
+    c = b.add_input((1, 3, 3, 4), "int8", scale=0.5, zero_point=10)
+    y = getattr(b, kind)(a, c)
+    b.set_outputs([y])
+    xs = [rng.integers(-128, 128, (1, 3, 3, 4), dtype=np.int8) for _ in range(2)]
+    built = check_model(tmp_path, b, xs)
+    want = (np.maximum if kind == "maximum" else np.minimum)(*xs)
+    np.testing.assert_array_equal(api.run(built, xs)[0].reshape(want.shape), want)

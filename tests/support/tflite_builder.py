@@ -829,6 +829,33 @@ class ModelBuilder:
             "ADD", a, b, activation, out_scale, out_zero_point, lambda al, ah, bl, bh: (al + bl, ah + bh)
         )
 
+    def sub(self, a, b, *, activation="NONE", out_scale=None, out_zero_point=None) -> int:
+        """SUB with numpy broadcasting. int8 default output range: the difference's bounds."""
+        return self._binary(
+            "SUB", a, b, activation, out_scale, out_zero_point, lambda al, ah, bl, bh: (al - bh, ah - bl)
+        )
+
+    def _maximum_minimum(self, op, a, b) -> int:
+        ai, bi = self._tensors[a], self._tensors[b]
+        shape = tuple(np.broadcast_shapes(ai.shape, bi.shape))
+        if ai.is_quantized:  # the converter gives the output the first input's quantization
+            osc, ozp = ai.per_tensor
+            y = self.add_tensor(shape, ai.dtype, scale=osc, zero_point=ozp)
+        else:
+            y = self.add_tensor(shape, ai.dtype)
+        self.add_op(op, [a, b], [y], schema_fb.MaximumMinimumOptionsT())
+        return y
+
+    def maximum(self, a, b, *, activation="NONE") -> int:
+        """MAXIMUM with numpy broadcasting (no fused activation: ``activation`` must be NONE)."""
+        assert activation == "NONE"
+        return self._maximum_minimum("MAXIMUM", a, b)
+
+    def minimum(self, a, b, *, activation="NONE") -> int:
+        """MINIMUM with numpy broadcasting (no fused activation: ``activation`` must be NONE)."""
+        assert activation == "NONE"
+        return self._maximum_minimum("MINIMUM", a, b)
+
     def mul(self, a, b, *, activation="NONE", out_scale=None, out_zero_point=None) -> int:
         """MUL with numpy broadcasting. int8 default output range: product bounds."""
 

@@ -222,6 +222,7 @@ TRANSLATE = {
     "MatMul": _matmul,
     "MaxPool": _max_pool,
     "Mul": _binary,
+    "Sub": _binary,
     "Relu": _unary("relu"),
     "Reshape": _flatten,
     "Sign": _unary("sign"),
@@ -229,7 +230,7 @@ TRANSLATE = {
 }
 SUPPORTED_OPS = tuple(TRANSLATE)
 #: ops whose output is an image when their first input is one (Conv and MaxPool always are)
-_IMAGE_PRESERVING = ("Relu", "Sign", "Add", "Mul", "Identity", "BatchNormalization")
+_IMAGE_PRESERVING = ("Relu", "Sign", "Add", "Mul", "Sub", "Identity", "BatchNormalization")
 
 
 def load(model, path: str) -> Graph:

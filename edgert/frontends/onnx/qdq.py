@@ -576,7 +576,7 @@ class _Reader:
         return x
 
     def binary(self, node, attrs, q_node, act, where) -> None:
-        """Add / Mul of two activations, or of an activation and a quantized constant."""
+        """Add / Sub / Mul of two activations, or of an activation and a quantized constant."""
         ins = list(node.input)
         acts = [self.acts.get(n) for n in ins]
         if all(a is None for a in acts):
@@ -786,13 +786,14 @@ TRANSLATE = {
     "MatMul": _Reader.matmul,
     "MaxPool": _Reader.pool,
     "Mul": _Reader.binary,
+    "Sub": _Reader.binary,
     "Pad": _Reader.pad,
     "Reshape": _Reader.reshape,
     "Sigmoid": _Reader.table_op,
     "Softmax": _Reader.table_op,
 }
 #: the compute ops a Relu or Clip after them fuses into
-FUSES_ACTIVATION = ("Add", "AveragePool", "Conv", "Gemm", "MatMul", "MaxPool", "Mul")
+FUSES_ACTIVATION = ("Add", "AveragePool", "Conv", "Gemm", "MatMul", "MaxPool", "Mul", "Sub")
 SUPPORTED_OPS = tuple(sorted((*QDQ_OPS, *TRANSLATE, *ACTIVATION_OPS, "Constant")))
 
 
