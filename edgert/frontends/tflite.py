@@ -314,6 +314,13 @@ def _concat(n: Node) -> Op:
 #: TFLite op code (or Larq Compute Engine custom code) -> its translation into one edgert Op
 #: (model attributes only). Whether a given instance compiles is then decided by the op's
 #: family in edgert.ops (dtypes, quantization, shapes).
+def _leaky_relu(n: Node) -> Op:
+    alpha = float(n.opts.alpha)
+    if not np.isfinite(alpha):
+        raise ModelFormatError(f"{n.where}: alpha is {alpha}", "the file is damaged: re-export it")
+    return n.op("leaky_relu", 1, alpha=alpha)
+
+
 TRANSLATE = {
     "ADD": _with_act("add"),
     "AVERAGE_POOL_2D": _pool("avg_pool2d"),
@@ -323,6 +330,7 @@ TRANSLATE = {
     "DEQUANTIZE": _plain("dequantize"),
     "FULLY_CONNECTED": _fully_connected,
     "HARD_SWISH": _plain("hard_swish"),
+    "LEAKY_RELU": _leaky_relu,
     "LOGISTIC": _plain("logistic"),
     "MAX_POOL_2D": _pool("max_pool2d"),
     "MEAN": _mean,
@@ -347,6 +355,7 @@ OPTIONS = {
     "CONV_2D": ("Conv2DOptions", True), "DEPTHWISE_CONV_2D": ("DepthwiseConv2DOptions", True),
     "AVERAGE_POOL_2D": ("Pool2DOptions", True), "MAX_POOL_2D": ("Pool2DOptions", True),
     "SOFTMAX": ("SoftmaxOptions", True), "CONCATENATION": ("ConcatenationOptions", True),
+    "LEAKY_RELU": ("LeakyReluOptions", True),
     "FULLY_CONNECTED": ("FullyConnectedOptions", False), "ADD": ("AddOptions", False),
     "MUL": ("MulOptions", False), "MEAN": ("ReducerOptions", False), "SUB": ("SubOptions", False),
 }

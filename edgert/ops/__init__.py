@@ -67,6 +67,7 @@ REGISTRY: dict[str, OpDef] = {
     "softmax": OpDef(activation, activation.lower_softmax),
     "logistic": OpDef(activation, activation.lower_logistic, in_place=True),
     "hard_swish": OpDef(activation, activation.lower_hard_swish, in_place=True),
+    "leaky_relu": OpDef(activation, activation.lower_leaky_relu, in_place=True),
     "reshape": OpDef(shape, shape.lower_reshape, in_place=True),
     "transpose": OpDef(shape, shape.lower_transpose),
     "pad": OpDef(shape, shape.lower_pad),

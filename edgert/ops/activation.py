@@ -1,9 +1,9 @@
-"""SOFTMAX, LOGISTIC and HARD_SWISH.
+"""SOFTMAX, LOGISTIC, HARD_SWISH and LEAKY_RELU.
 
 int8 follows TFLM's reference kernels exactly (gemmlowp fixed point). Because an int8 input
 has only 256 values, everything that depends on one input value alone is evaluated at build
 time into a table:
-* logistic and hard_swish: the whole function, an int8 table indexed by x + 128;
+* logistic, hard_swish and leaky_relu: the whole function, an int8 table indexed by x + 128;
 * softmax: exp(beta * scale * (x - max)) for each of the 256 differences, as the Q0.31 value
   TFLM computes (0 where TFLM skips the element, diff < diff_min). The run-time kernel only
   does the row max, the sum, the fixed-point reciprocal and the final rescale.
@@ -45,6 +45,8 @@ def check(op: Op, g: Graph) -> None:
                            "hard swish, as TensorFlow Lite Micro requires)",
                        "re-quantize the model with a representative dataset: the output range of a hard "
                        "swish covers its input's positive range")
+    elif op.kind == "leaky_relu":
+        return
     elif (np.float32(y.quant.scale[0]), y.quant.zp) != (np.float32(1 / 256), -128):
         raise fail(op, f"int8 output quantization is ({y.quant.scale[0]:.6g}, {y.quant.zp})",
                    "int8 softmax and logistic outputs must use scale 1/256 and zero point -128, "
@@ -60,6 +62,10 @@ def prepare(op: Op, g: Graph) -> None:
     elif op.kind == "hard_swish":
         y = g.tensor(op.outputs[0])
         op.attrs["table"] = hard_swish_table(float(x.quant.scale[0]), x.quant.zp, float(y.quant.scale[0]), y.quant.zp)
+    elif op.kind == "leaky_relu":
+        y = g.tensor(op.outputs[0])
+        op.attrs["table"] = leaky_relu_table(float(op.attrs["alpha"]), float(x.quant.scale[0]), x.quant.zp,
+                                             float(y.quant.scale[0]), y.quant.zp)
     else:
         op.attrs["table"] = logistic_table(float(x.quant.scale[0]), x.quant.zp)
 
@@ -145,6 +151,20 @@ def softmax_int8_rows(xv: np.ndarray, table: np.ndarray) -> np.ndarray:
     return clamp_int8(out).reshape(xv.shape)
 
 
+def leaky_relu_table(alpha: float, input_scale: float, input_zp: int, output_scale: float, output_zp: int) -> np.ndarray:
+    """TFLM's int8 leaky relu at every input: x - zp rescaled by the identity multiplier where it
+    is >= 0, by alpha's below, plus the output zero point, clamped. The multipliers are TFLM's:
+    input scale * alpha / output scale and input scale / output scale in float32 (the tensors'
+    and the option's precision), quantized from there."""
+    f32 = np.float32
+    alpha_mult, alpha_shift = fp.quantize_multiplier(float(f32(input_scale) * f32(alpha) / f32(output_scale)))
+    id_mult, id_shift = fp.quantize_multiplier(float(f32(input_scale) / f32(output_scale)))
+    v = np.arange(-128, 128, dtype=np.int64) - input_zp
+    out = np.where(v >= 0, fp.multiply_by_quantized_multiplier(v, id_mult, id_shift),
+                   fp.multiply_by_quantized_multiplier(v, alpha_mult, alpha_shift)) + output_zp
+    return clamp_int8(out, -128, 127).astype(np.int8)
+
+
 def hard_swish_float(x: np.ndarray) -> np.ndarray:
     """x * relu6(x + 3) / 6 in float32, in TFLite's order of operations."""
     three, six = np.float32(3), np.float32(6)
@@ -159,10 +179,13 @@ def ref(op: Op, g: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
             return [(1.0 / (1.0 + np.exp(-xv.astype(np.float32)))).astype(np.float32)]
         if op.kind == "hard_swish":
             return [hard_swish_float(xv.astype(np.float32))]
+        if op.kind == "leaky_relu":  # TFLM: x > 0 ? x : x * alpha
+            x32 = xv.astype(np.float32)
+            return [np.where(x32 > 0, x32, x32 * np.float32(op.attrs["alpha"])).astype(np.float32)]
         z = (xv - xv.max(axis=-1, keepdims=True)) * np.float32(op.attrs["beta"])
         e = np.exp(z.astype(np.float32))
         return [(e / e.sum(axis=-1, keepdims=True)).astype(np.float32)]
-    if op.kind in ("logistic", "hard_swish"):
+    if op.kind in ("logistic", "hard_swish", "leaky_relu"):
         return [op.attrs["table"][xv.astype(np.int64) + 128]]
     return [softmax_int8_rows(xv, op.attrs["exp_table"])]
 
@@ -191,6 +214,18 @@ def lower_hard_swish(c: KernelCtx) -> te.Tensor:
     if y.dtype is DType.F32:
         zero, three, six = (tirx.const(v, "float32") for v in (0.0, 3.0, 6.0))
         return te.compute(y.shape, lambda *i: X(*i) * te.min(six, te.max(zero, X(*i) + three)) / six, name="out")
+    return _table_lookup(c, X, y.shape)
+
+
+def lower_leaky_relu(c: KernelCtx) -> te.Tensor:
+    from tvm import te, tirx
+
+    op, g = c.op, c.g
+    y = g.tensor(op.outputs[0])
+    X = c.act(op.inputs[0])
+    if y.dtype is DType.F32:
+        zero, alpha = tirx.const(0.0, "float32"), tirx.const(float(np.float32(op.attrs["alpha"])), "float32")
+        return te.compute(y.shape, lambda *i: tirx.Select(X(*i) > zero, X(*i), c.product(X(*i), alpha)), name="out")
     return _table_lookup(c, X, y.shape)
 
 

@@ -1,4 +1,4 @@
-"""The activation family (softmax, logistic, hard swish) against TensorFlow Lite Micro's
+"""The activation family (softmax, logistic, hard swish, leaky relu) against TensorFlow Lite Micro's
 kernels: its numpy references with no compiler in the loop (the arithmetic contract every
 target meets), then its kernels compiled for the host."""
 from __future__ import annotations
@@ -89,3 +89,33 @@ def test_hard_swish_float(tmp_path):
     x = new_input(b, rng, (2, 4, 5, 3), "float32")
     b.set_outputs([b.hard_swish(x)])
     check_model(tmp_path, b, [rand_x(rng, (2, 4, 5, 3), "float32") * 4], trials=3)
+
+
+def test_leaky_relu_int8_reference_is_tflms(tmp_path):
+    """100 random quantizations and alphas (below and above 1, negative), every int8 input."""
+    rng = np.random.default_rng(77)
+    for _ in range(100):
+        in_scale = float(10 ** rng.uniform(-3, 0))
+        out_scale = float(in_scale * 10 ** rng.uniform(-1, 1))
+        in_zp, out_zp = (int(v) for v in rng.integers(-128, 128, 2))
+        alpha = float(rng.choice([rng.uniform(0.01, 0.5), rng.uniform(1.0, 3.0), -rng.uniform(0.01, 1.0)]))
+        b = ModelBuilder()
+        x = b.add_input((1, 256), "int8", scale=in_scale, zero_point=in_zp)
+        b.set_outputs([b.leaky_relu(x, alpha, out_scale=out_scale, out_zero_point=out_zp)])
+        data = b.build()
+        path = tmp_path / "leaky.tflite"
+        path.write_bytes(data)
+        g = api.compile_model(path).graph
+        want = TflmReference(data).run([EVERY_INT8])[0]
+        got = reference.run(g, [EVERY_INT8])[g.outputs[0]]
+        np.testing.assert_array_equal(got.reshape(want.shape), want,
+                                      err_msg=f"quantization {(in_scale, in_zp, out_scale, out_zp)}, alpha {alpha}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_leaky_relu_compiled(tmp_path, dtype):
+    rng = np.random.default_rng(78)
+    b = ModelBuilder()
+    x = new_input(b, rng, (2, 4, 5, 3), dtype)
+    b.set_outputs([b.leaky_relu(x, 0.2, out_scale=0.04, out_zero_point=-60)])
+    check_model(tmp_path, b, [rand_x(rng, (2, 4, 5, 3), dtype) * (4 if dtype == "float32" else 1)], trials=3)

@@ -972,6 +972,18 @@ class ModelBuilder:
         self.add_op("HARD_SWISH", [x], [y])
         return y
 
+    def leaky_relu(self, x, alpha: float, *, out_scale: float | None = None, out_zero_point: int = 0) -> int:
+        """LEAKY_RELU, x > 0 ? x : alpha * x; an int8 output takes the given quantization."""
+        xi = self._tensors[x]
+        if xi.is_quantized:
+            y = self.add_tensor(xi.shape, xi.dtype, scale=out_scale, zero_point=out_zero_point)
+        else:
+            y = self.add_tensor(xi.shape, xi.dtype)
+        opt = schema_fb.LeakyReluOptionsT()
+        opt.alpha = float(alpha)
+        self.add_op("LEAKY_RELU", [x], [y], opt)
+        return y
+
     def quantize(self, x, scale: float, zero_point: int, dtype="int8") -> int:
         """QUANTIZE: float32 -> int8, or int8 -> int8 requantize."""
         xi = self._tensors[x]
