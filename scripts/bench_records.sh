@@ -2,7 +2,7 @@
 # Measure again every benchmark record the README quotes (benchmarks/*.json): each is written
 # by `edgert bench --json`, which stores its own command line in it. Instruction counts on the
 # emulated boards are deterministic, so a rerun on any machine gives the same figures.
-#   scripts/bench_records.sh            all of them (about 15 minutes on 2 cores)
+#   scripts/bench_records.sh            all of them (about 6 minutes on 2 cores)
 #   scripts/bench_records.sh rpi4 ...   only the named records
 set -euo pipefail
 cd "$(dirname "$0")/.."
