@@ -41,6 +41,13 @@ def check(op: Op, g: Graph) -> None:
                    "grouped convolutions are not supported; split them into separate convolutions")
     if op.kind == "fully_connected" and x.size % w.shape[1] != 0:
         raise fail(op, f"input of {x.size} values does not divide into rows of {w.shape[1]}", "check the model")
+    oc = out_channels(op, g)
+    if y.shape[-1:] != (oc,):
+        raise fail(op, f"output {y.name} has shape {list(y.shape)}, the weights {list(w.shape)} give {oc} output "
+                   "channels", "the file is damaged or was written by a broken converter: re-export it")
+    if b is not None and b.size != oc:
+        raise fail(op, f"bias {b.name} holds {b.size} values for {oc} output channels",
+                   "the file is damaged or was written by a broken converter: re-export it")
     if x.dtype is not I8:
         return
     require_per_tensor(op, x, "input")

@@ -196,6 +196,8 @@ def _weights_past_the_end(model):
     (_weights_past_the_end, "is stored at bytes 1,000,000-1,000,072, past the file's end"),
     (lambda m: setattr(m.subgraphs[0].operators[0], "inputs", [0, 99, 2]), "tensor index 99 is out of range"),
     (_second_writer, "the model's graph is malformed"),
+    (lambda m: setattr(m.subgraphs[0].tensors[m.subgraphs[0].operators[0].outputs[0]], "shape", [1, 6, 6, 5]),
+     "has shape [1, 6, 6, 5], the weights [4, 3, 3, 2] give 4 output channels"),
 ])
 def test_a_damaged_graph_is_refused(tmp_path, capsys, change, message):
     path = _damaged(tmp_path, change)
