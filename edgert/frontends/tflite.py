@@ -331,6 +331,8 @@ TRANSLATE = {
     "FULLY_CONNECTED": _fully_connected,
     "HARD_SWISH": _plain("hard_swish"),
     "LEAKY_RELU": _leaky_relu,
+    "RELU": _plain("relu"),
+    "RELU6": _plain("relu6"),
     "LOGISTIC": _plain("logistic"),
     "MAX_POOL_2D": _pool("max_pool2d"),
     "MEAN": _mean,

@@ -68,6 +68,8 @@ REGISTRY: dict[str, OpDef] = {
     "logistic": OpDef(activation, activation.lower_logistic, in_place=True),
     "hard_swish": OpDef(activation, activation.lower_hard_swish, in_place=True),
     "leaky_relu": OpDef(activation, activation.lower_leaky_relu, in_place=True),
+    "relu": OpDef(activation, activation.lower_relu, in_place=True),
+    "relu6": OpDef(activation, activation.lower_relu, in_place=True),
     "reshape": OpDef(shape, shape.lower_reshape, in_place=True),
     "transpose": OpDef(shape, shape.lower_transpose),
     "pad": OpDef(shape, shape.lower_pad),
@@ -79,7 +81,6 @@ REGISTRY: dict[str, OpDef] = {
     "bconv2d": OpDef(binary, binary.lower_bconv),
     "bmaxpool2d": OpDef(binary, binary.lower_bmaxpool),
     "sign": OpDef(unary, unary.lower_unary, in_place=True),
-    "relu": OpDef(unary, unary.lower_unary, in_place=True),
 }
 
 #: The kinds whose output may alias their first input (see OpDef.in_place).

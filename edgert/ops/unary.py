@@ -1,4 +1,5 @@
-"""Float32 elementwise ops from ONNX graphs: SIGN (-1, 0 or +1, as ONNX: Sign(0) = 0) and RELU.
+"""Float32 elementwise ops from ONNX graphs: SIGN (-1, 0 or +1, as ONNX: Sign(0) = 0). (ONNX's
+Relu is the activation family's relu.)
 
 A Sign that feeds a binary layer is replaced by edgert.passes.binarize; one that remains is
 computed as written."""
@@ -31,24 +32,19 @@ def macs(op: Op, g: Graph) -> int:
 
 
 def ref(op: Op, g: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    x = inputs[0].astype(np.float32)
-    if op.kind == "sign":
-        return [np.sign(x).astype(np.float32)]
-    return [np.maximum(x, np.float32(0)).astype(np.float32)]
+    return [np.sign(inputs[0].astype(np.float32)).astype(np.float32)]
 
 
 # --------------------------------------------------------------------------- lowering (TVM TE)
 
 
 def lower_unary(c) -> te.Tensor:
-    """sign (ONNX: 0 stays 0) and relu, float32."""
+    """sign (ONNX: 0 stays 0), float32."""
     from tvm import te, tirx
 
     op, g = c.op, c.g
     y = g.tensor(op.outputs[0])
     X = c.act(op.inputs[0])
     zero, one = tirx.const(0.0, "float32"), tirx.const(1.0, "float32")
-    if op.kind == "relu":
-        return te.compute(y.shape, lambda *i: tirx.max(X(*i), zero), name="out")
     return te.compute(y.shape, lambda *i: tirx.Select(X(*i) > zero, one,
                                                       tirx.Select(X(*i) < zero, -one, zero)), name="out")

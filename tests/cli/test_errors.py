@@ -52,16 +52,16 @@ def test_unsupported_ops_listed_all_at_once(tmp_path, capsys):
     y = b.add_tensor((1, 8), "float32")
     b.add_op("TANH", [x], [y])
     z = b.add_tensor((1, 8), "float32")
-    b.add_op("RELU", [y], [z])
+    b.add_op("GELU", [y], [z])
     b.set_outputs([z])
     p = tmp_path / "ops.tflite"
     p.write_bytes(b.build())
     with pytest.raises(UnsupportedError) as e:
         tflite.load(p)
-    assert "TANH (op #0)" in e.value.message and "RELU (op #1)" in e.value.message
+    assert "TANH (op #0)" in e.value.message and "GELU (op #1)" in e.value.message
     assert "CONV_2D" in e.value.hint  # the list of supported ops
     code, err = _cli_error(capsys, ["build", str(p), "-o", str(tmp_path / "b")])
-    assert code == 2 and "TANH (op #0), RELU (op #1)" in err
+    assert code == 2 and "TANH (op #0), GELU (op #1)" in err
 
 
 def test_unsupported_dtype(tmp_path):

@@ -119,3 +119,34 @@ def test_leaky_relu_compiled(tmp_path, dtype):
     x = new_input(b, rng, (2, 4, 5, 3), dtype)
     b.set_outputs([b.leaky_relu(x, 0.2, out_scale=0.04, out_zero_point=-60)])
     check_model(tmp_path, b, [rand_x(rng, (2, 4, 5, 3), dtype) * (4 if dtype == "float32" else 1)], trials=3)
+
+
+@pytest.mark.parametrize("op, kind", [("RELU", "relu"), ("RELU6", "relu6")])
+def test_relu_ops_int8_reference_is_tflms(tmp_path, op, kind):
+    """RELU and RELU6 as ops (not fused), 100 random quantizations, every int8 input."""
+    rng = np.random.default_rng(79)
+    for _ in range(100):
+        in_scale = float(10 ** rng.uniform(-3, 0))
+        out_scale = float(in_scale * 10 ** rng.uniform(-1, 1))
+        in_zp, out_zp = (int(v) for v in rng.integers(-128, 128, 2))
+        b = ModelBuilder()
+        x = b.add_input((1, 256), "int8", scale=in_scale, zero_point=in_zp)
+        b.set_outputs([b.relu_op(x, op, out_scale=out_scale, out_zero_point=out_zp)])
+        data = b.build()
+        path = tmp_path / "relu.tflite"
+        path.write_bytes(data)
+        g = api.compile_model(path).graph
+        assert [o.kind for o in g.ops] == [kind]
+        want = TflmReference(data).run([EVERY_INT8])[0]
+        got = reference.run(g, [EVERY_INT8])[g.outputs[0]]
+        np.testing.assert_array_equal(got.reshape(want.shape), want, err_msg=f"{(in_scale, in_zp, out_scale, out_zp)}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", ["RELU", "RELU6"])
+def test_relu_ops_compiled(tmp_path, dtype, op):
+    rng = np.random.default_rng(80)
+    b = ModelBuilder()
+    x = new_input(b, rng, (2, 4, 5, 3), dtype)
+    b.set_outputs([b.relu_op(x, op, out_scale=0.03, out_zero_point=-128)])
+    check_model(tmp_path, b, [rand_x(rng, (2, 4, 5, 3), dtype) * (8 if dtype == "float32" else 1)], trials=3)

@@ -972,6 +972,16 @@ class ModelBuilder:
         self.add_op("HARD_SWISH", [x], [y])
         return y
 
+    def relu_op(self, x, op: str = "RELU", *, out_scale: float | None = None, out_zero_point: int = 0) -> int:
+        """RELU or RELU6 as an op of its own; an int8 output takes the given quantization."""
+        xi = self._tensors[x]
+        if xi.is_quantized:
+            y = self.add_tensor(xi.shape, xi.dtype, scale=out_scale, zero_point=out_zero_point)
+        else:
+            y = self.add_tensor(xi.shape, xi.dtype)
+        self.add_op(op, [x], [y])
+        return y
+
     def leaky_relu(self, x, alpha: float, *, out_scale: float | None = None, out_zero_point: int = 0) -> int:
         """LEAKY_RELU, x > 0 ? x : alpha * x; an int8 output takes the given quantization."""
         xi = self._tensors[x]
