@@ -333,6 +333,7 @@ TRANSLATE = {
     "LEAKY_RELU": _leaky_relu,
     "RELU": _plain("relu"),
     "RELU6": _plain("relu6"),
+    "ABS": _plain("abs"),
     "LOGISTIC": _plain("logistic"),
     "MAX_POOL_2D": _pool("max_pool2d"),
     "MEAN": _mean,

@@ -70,6 +70,7 @@ REGISTRY: dict[str, OpDef] = {
     "leaky_relu": OpDef(activation, activation.lower_leaky_relu, in_place=True),
     "relu": OpDef(activation, activation.lower_relu, in_place=True),
     "relu6": OpDef(activation, activation.lower_relu, in_place=True),
+    "abs": OpDef(activation, activation.lower_abs, in_place=True),
     "reshape": OpDef(shape, shape.lower_reshape, in_place=True),
     "transpose": OpDef(shape, shape.lower_transpose),
     "pad": OpDef(shape, shape.lower_pad),

@@ -1,11 +1,11 @@
-"""SOFTMAX, LOGISTIC, HARD_SWISH, LEAKY_RELU, and RELU and RELU6 as ops of their own (TFLite's,
-and ONNX's float Relu).
+"""SOFTMAX, LOGISTIC, HARD_SWISH, LEAKY_RELU, ABS, and RELU and RELU6 as ops of their own
+(TFLite's, and ONNX's float Relu).
 
 int8 follows TFLM's reference kernels exactly (gemmlowp fixed point). Because an int8 input
 has only 256 values, everything that depends on one input value alone is evaluated at build
 time into a table:
-* logistic, hard_swish, leaky_relu, relu and relu6: the whole function, an int8 table indexed
-  by x + 128;
+* logistic, hard_swish, leaky_relu, abs, relu and relu6: the whole function, an int8 table
+  indexed by x + 128;
 * softmax: exp(beta * scale * (x - max)) for each of the 256 differences, as the Q0.31 value
   TFLM computes (0 where TFLM skips the element, diff < diff_min). The run-time kernel only
   does the row max, the sum, the fixed-point reciprocal and the final rescale.
@@ -47,7 +47,7 @@ def check(op: Op, g: Graph) -> None:
                            "hard swish, as TensorFlow Lite Micro requires)",
                        "re-quantize the model with a representative dataset: the output range of a hard "
                        "swish covers its input's positive range")
-    elif op.kind in ("leaky_relu", "relu", "relu6"):
+    elif op.kind in ("leaky_relu", "relu", "relu6", "abs"):
         return
     elif (np.float32(y.quant.scale[0]), y.quant.zp) != (np.float32(1 / 256), -128):
         raise fail(op, f"int8 output quantization is ({y.quant.scale[0]:.6g}, {y.quant.zp})",
@@ -69,6 +69,9 @@ def prepare(op: Op, g: Graph) -> None:
         op.attrs["table"] = relu_table(float(x.quant.scale[0]), x.quant.zp, float(y.quant.scale[0]), y.quant.zp)
     elif op.kind == "relu6":
         op.attrs["table"] = relu6_table(float(x.quant.scale[0]), x.quant.zp)
+    elif op.kind == "abs":
+        y = g.tensor(op.outputs[0])
+        op.attrs["table"] = abs_table(float(x.quant.scale[0]), x.quant.zp, float(y.quant.scale[0]), y.quant.zp)
     elif op.kind == "leaky_relu":
         y = g.tensor(op.outputs[0])
         op.attrs["table"] = leaky_relu_table(float(op.attrs["alpha"]), float(x.quant.scale[0]), x.quant.zp,
@@ -175,6 +178,16 @@ def relu6_table(input_scale: float, input_zp: int) -> np.ndarray:
     return np.clip(np.arange(-128, 128), input_zp, six).astype(np.int8)
 
 
+def abs_table(input_scale: float, input_zp: int, output_scale: float, output_zp: int) -> np.ndarray:
+    """TFLM's int8 ABS at every input: |x - zp|, rescaled by input scale / output scale (the
+    float32 quotient) where the scales differ, plus the output zero point, clamped to int8."""
+    v = np.abs(np.arange(-128, 128, dtype=np.int64) - input_zp)
+    if np.float32(input_scale) != np.float32(output_scale):
+        mult, shift = fp.quantize_multiplier(float(np.float32(input_scale) / np.float32(output_scale)))
+        v = fp.multiply_by_quantized_multiplier(v, mult, shift)
+    return np.clip(v + output_zp, -128, 127).astype(np.int8)
+
+
 def leaky_relu_table(alpha: float, input_scale: float, input_zp: int, output_scale: float, output_zp: int) -> np.ndarray:
     """TFLM's int8 leaky relu at every input: x - zp rescaled by the identity multiplier where it
     is >= 0, by alpha's below, plus the output zero point, clamped. The multipliers are TFLM's:
@@ -203,6 +216,8 @@ def ref(op: Op, g: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
             return [(1.0 / (1.0 + np.exp(-xv.astype(np.float32)))).astype(np.float32)]
         if op.kind == "hard_swish":
             return [hard_swish_float(xv.astype(np.float32))]
+        if op.kind == "abs":
+            return [np.abs(xv.astype(np.float32))]
         if op.kind in ("relu", "relu6"):
             x32 = np.maximum(xv.astype(np.float32), np.float32(0))
             return [np.minimum(x32, np.float32(6)) if op.kind == "relu6" else x32]
@@ -212,7 +227,7 @@ def ref(op: Op, g: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
         z = (xv - xv.max(axis=-1, keepdims=True)) * np.float32(op.attrs["beta"])
         e = np.exp(z.astype(np.float32))
         return [(e / e.sum(axis=-1, keepdims=True)).astype(np.float32)]
-    if op.kind in ("logistic", "hard_swish", "leaky_relu", "relu", "relu6"):
+    if op.kind in ("logistic", "hard_swish", "leaky_relu", "relu", "relu6", "abs"):
         return [op.attrs["table"][xv.astype(np.int64) + 128]]
     return [softmax_int8_rows(xv, op.attrs["exp_table"])]
 
@@ -253,6 +268,18 @@ def lower_leaky_relu(c: KernelCtx) -> te.Tensor:
     if y.dtype is DType.F32:
         zero, alpha = tirx.const(0.0, "float32"), tirx.const(float(np.float32(op.attrs["alpha"])), "float32")
         return te.compute(y.shape, lambda *i: tirx.Select(X(*i) > zero, X(*i), c.product(X(*i), alpha)), name="out")
+    return _table_lookup(c, X, y.shape)
+
+
+def lower_abs(c: KernelCtx) -> te.Tensor:
+    from tvm import te, tirx
+
+    op, g = c.op, c.g
+    y = g.tensor(op.outputs[0])
+    X = c.act(op.inputs[0])
+    if y.dtype is DType.F32:
+        zero = tirx.const(0.0, "float32")  # a select: TVM's C target cannot print tirx.abs
+        return te.compute(y.shape, lambda *i: tirx.Select(X(*i) < zero, -X(*i), X(*i)), name="out")
     return _table_lookup(c, X, y.shape)
 
 

@@ -121,13 +121,14 @@ def test_leaky_relu_compiled(tmp_path, dtype):
     check_model(tmp_path, b, [rand_x(rng, (2, 4, 5, 3), dtype) * (4 if dtype == "float32" else 1)], trials=3)
 
 
-@pytest.mark.parametrize("op, kind", [("RELU", "relu"), ("RELU6", "relu6")])
+@pytest.mark.parametrize("op, kind", [("RELU", "relu"), ("RELU6", "relu6"), ("ABS", "abs")])
 def test_relu_ops_int8_reference_is_tflms(tmp_path, op, kind):
-    """RELU and RELU6 as ops (not fused), 100 random quantizations, every int8 input."""
+    """RELU, RELU6 (as ops, not fused) and ABS: 100 random quantizations (a quarter with the
+    input's scale on the output), every int8 input."""
     rng = np.random.default_rng(79)
-    for _ in range(100):
+    for trial in range(100):
         in_scale = float(10 ** rng.uniform(-3, 0))
-        out_scale = float(in_scale * 10 ** rng.uniform(-1, 1))
+        out_scale = in_scale if trial % 4 == 0 else float(in_scale * 10 ** rng.uniform(-1, 1))
         in_zp, out_zp = (int(v) for v in rng.integers(-128, 128, 2))
         b = ModelBuilder()
         x = b.add_input((1, 256), "int8", scale=in_scale, zero_point=in_zp)
@@ -143,7 +144,7 @@ def test_relu_ops_int8_reference_is_tflms(tmp_path, op, kind):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("op", ["RELU", "RELU6"])
+@pytest.mark.parametrize("op", ["RELU", "RELU6", "ABS"])
 def test_relu_ops_compiled(tmp_path, dtype, op):
     rng = np.random.default_rng(80)
     b = ModelBuilder()
