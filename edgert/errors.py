@@ -55,3 +55,8 @@ class ToolchainError(EdgertError):
     the user's machine (install it, or run scripts/setup.sh)."""
 
     exit_code = 2
+
+
+#: The hints for a model file whose fields no converter writes (damaged or hand-edited).
+DAMAGED_MODEL = "the file is damaged or was written by a broken converter: re-export it"
+DAMAGED_ONNX = "the file is damaged or was written by a broken exporter: export it again"

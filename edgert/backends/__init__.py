@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
+
+from edgert.errors import UserError
 
 #: target kind (a target TOML's ``kind``) -> its backend module
 BACKENDS = {
@@ -39,3 +42,16 @@ class Link:
     emulated: bool                    # an emulator: latency counts instructions
     where: str                        # the port or URL, or what runs it
     name: str                         # the session's name in errors ("the emulated board")
+
+
+def built_file(build, kind: str, key: str, not_this_kind: str, example_target: str) -> Path:
+    """The file a build of target kind ``kind`` made (``build.meta[key]``: the firmware, the
+    runner): a UserError if the build is of another kind (``not_this_kind`` says what it lacks)
+    or the file is gone."""
+    if build.target.kind != kind:
+        raise UserError(f"{build.dir} was built for {build.meta['target']}, {not_this_kind}",
+                        f"rebuild with --target {example_target} (see `edgert targets`)")
+    path = build.dir / build.meta[key]
+    if not path.is_file():
+        raise UserError(f"{path} is missing", "rebuild: `edgert build MODEL --target ... -o DIR`")
+    return path

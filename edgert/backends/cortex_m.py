@@ -23,7 +23,7 @@ from edgert.errors import ResourceError, ToolchainError, UserError
 from edgert.package_data import firmware_dir
 from edgert.targets import Board, Target
 
-from . import Link, toolchain
+from . import Link, built_file, toolchain
 
 RUNTIME_SOURCES = ("main.c", "server.c", "framing.c", "timer_cortexm.c", "startup_cortexm.c")
 MODEL_SOURCES = ("model.c", "kernels.c", "weights.c")
@@ -237,13 +237,7 @@ def build(build_dir: Path, target: Target, meta: dict, kernels) -> dict:
 
 
 def firmware_path(build) -> Path:
-    if build.target.kind != "cortex-m":
-        raise UserError(f"{build.dir} was built for {build.meta['target']}, which has no firmware to flash",
-                        "rebuild with --target cortex-m7 (see `edgert targets`)")
-    elf = build.dir / build.meta["firmware"]
-    if not elf.is_file():
-        raise UserError(f"{elf} is missing", "rebuild: `edgert build MODEL --target ... -o DIR`")
-    return elf
+    return built_file(build, "cortex-m", "firmware", "which has no firmware to flash", "cortex-m7")
 
 
 def start_emulated(build, *, detach: bool) -> emulator.RunningBoard:

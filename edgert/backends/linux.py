@@ -29,7 +29,7 @@ from edgert.errors import ToolchainError, UserError
 from edgert.package_data import firmware_dir
 from edgert.targets import Target
 
-from . import Link, toolchain
+from . import Link, built_file, toolchain
 from .cortex_m import HOOK_FLAGS, model_desc_c, runtime_dir
 
 RUNNER_DIR = "runner"
@@ -104,13 +104,7 @@ def memory_report(exe: Path) -> dict:
 
 
 def runner_path(build) -> Path:
-    if build.target.kind != "linux":
-        raise UserError(f"{build.dir} was built for {build.meta['target']}, not a Linux board",
-                        "rebuild with --target rpi4 (see `edgert targets`)")
-    exe = build.dir / build.meta["runner"]
-    if not exe.is_file():
-        raise UserError(f"{exe} is missing", "rebuild: `edgert build MODEL --target ... -o DIR`")
-    return exe
+    return built_file(build, "linux", "runner", "not a Linux board", "rpi4")
 
 
 def plugin(cache: Path | None = None) -> Path:

@@ -32,14 +32,24 @@ def onnx_nhwc_shape(shape) -> tuple[int, ...]:
     return tuple(shape[p] for p in TO_NHWC) if len(shape) == 4 else shape
 
 
+def require_at_least(where: str, minimum: int, hint: str, **fields) -> None:
+    """Refuse a model field (a stride, a dilation, a window size, a pad) that is not a whole
+    number of at least ``minimum``: the kernels divide and loop by them. One ModelFormatError
+    naming the first such field."""
+    from edgert.errors import ModelFormatError
+
+    for name, value in fields.items():
+        if not isinstance(value, int) or value < minimum:
+            raise ModelFormatError(f"{where}: {name} is {value!r}", hint)
+
+
 def check_window(where: str, kernel=(), strides=(), dilations=(), pads=()) -> None:
     """Refuse a window the kernels cannot place: kernel sizes, strides and dilations must be
     whole numbers of at least 1, pads at least 0 (ONNX attributes; TFLite's are checked where
-    its options are read)."""
-    from edgert.errors import ModelFormatError
+    its options are read, by the same require_at_least)."""
+    from edgert.errors import DAMAGED_ONNX
 
-    values = [*kernel, *strides, *dilations]
-    if any(not isinstance(v, int) or v < 1 for v in values) or any(not isinstance(v, int) or v < 0 for v in pads):
-        raise ModelFormatError(f"{where}: kernel {list(kernel)}, strides {list(strides)}, dilations {list(dilations)}, "
-                               f"pads {list(pads)}: sizes, strides and dilations must be at least 1, pads at least 0",
-                               "the file is damaged or was written by a broken exporter: export it again")
+    hint = "sizes, strides and dilations must be at least 1, pads at least 0; " + DAMAGED_ONNX
+    for name, values, minimum in (("kernel", kernel, 1), ("strides", strides, 1), ("dilations", dilations, 1),
+                                  ("pads", pads, 0)):
+        require_at_least(where, minimum, hint, **{f"{name}[{i}]": v for i, v in enumerate(values)})

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgert.errors import ModelFormatError, UnsupportedError
+from edgert.errors import DAMAGED_MODEL, ModelFormatError, UnsupportedError
 from edgert.ir import DType, Graph, IRError, Op, QuantParams, Tensor, verify
 
 from . import lce
-from .common import TFLITE_ACTIVATIONS, tflite_pad_before
+from .common import TFLITE_ACTIVATIONS, require_at_least, tflite_pad_before
 from .tflite_schema import schema as fb
 
 _BUILTIN_NAMES = {v: k for k, v in vars(fb.BuiltinOperator).items() if not k.startswith("_")}
@@ -49,17 +49,13 @@ def _pad(padding: int, in_size: int, filt: int, stride: int, dilation: int = 1) 
 
 def _at_least_one(where: str, **fields: int) -> None:
     """Refuse a stride, dilation or filter size below 1 (the kernels divide and loop by them)."""
-    for name, value in fields.items():
-        if value < 1:
-            raise ModelFormatError(f"{where}: {name} is {value}",
-                                   "strides, dilations and filter sizes must be at least 1; the file is damaged or "
-                                   "was written by a broken converter: re-export it")
+    require_at_least(where, 1, "strides, dilations and filter sizes must be at least 1; " + DAMAGED_MODEL, **fields)
 
 
 def _padding_enum(where: str, padding: int) -> None:
     if padding not in (fb.Padding.SAME, fb.Padding.VALID):
         raise ModelFormatError(f"{where}: padding is {padding}, neither SAME ({fb.Padding.SAME}) nor VALID "
-                               f"({fb.Padding.VALID})", "the file is damaged or was written by a broken converter: re-export it")
+                               f"({fb.Padding.VALID})", DAMAGED_MODEL)
 
 
 def _spatial(opts, x: Tensor, fh: int, fw: int, where: str) -> dict:
@@ -85,7 +81,7 @@ class Reader:
         codes = self.model.operatorCodes or []
         if not 0 <= op.opcodeIndex < len(codes):
             raise ModelFormatError(f"{self.path}: {where} names op code {op.opcodeIndex}, the file has {len(codes)}",
-                                   "the file is damaged or was written by a broken converter: re-export it")
+                                   DAMAGED_MODEL)
         oc = codes[op.opcodeIndex]
         if oc.customCode:
             return oc.customCode.decode(errors="replace")  # a custom op is named by its custom code
@@ -148,7 +144,7 @@ def _check_quantization(r: Reader, index: int, t, shape, dtype, scales: list[flo
     """Every field the kernels rely on: scales positive and finite, zero points in the dtype's
     range, one zero point per scale, and per-channel parameters along an axis of that length."""
     where = f"tensor {index} ({r.tname(index)})"
-    fix = "the file is damaged or was written by a broken converter: re-export it"
+    fix = DAMAGED_MODEL
     bad = [s for s in scales if not (np.isfinite(s) and s > 0)]
     if bad:
         raise ModelFormatError(f"{where}: quantization scale {bad[0]} is not a positive finite number", fix)
@@ -242,7 +238,7 @@ def _ranks(n: Node, *ranks: int) -> None:
         t = n.tensor(pos)
         if len(t.shape) != rank:
             raise ModelFormatError(f"{n.where}: input {pos} has shape {list(t.shape)}; {n.name} takes rank {rank}",
-                                   "the file is damaged or was written by a broken converter: re-export it")
+                                   DAMAGED_MODEL)
 
 
 def _conv2d(n: Node) -> Op:
@@ -317,7 +313,7 @@ def _concat(n: Node) -> Op:
 def _leaky_relu(n: Node) -> Op:
     alpha = float(n.opts.alpha)
     if not np.isfinite(alpha):
-        raise ModelFormatError(f"{n.where}: alpha is {alpha}", "the file is damaged: re-export it")
+        raise ModelFormatError(f"{n.where}: alpha is {alpha}", DAMAGED_MODEL)
     return n.op("leaky_relu", 1, alpha=alpha)
 
 
@@ -369,7 +365,7 @@ REQUIRED_INPUTS = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2, "
 
 def _check_operator(name: str, op, where: str) -> None:
     """The options table and the inputs an op's translation relies on, before it reads them."""
-    fix = "the file is damaged or was written by a broken converter: re-export it"
+    fix = DAMAGED_MODEL
     table, required = OPTIONS.get(name, (None, False))
     opts = op.builtinOptions
     if table is not None and opts is None and required:
@@ -449,7 +445,7 @@ def load(path: str | os.PathLike, data: bytes | None = None) -> Graph:
     wrong = sorted(i for i in used if not 0 <= i < count)
     if wrong:
         raise ModelFormatError(f"{path}: tensor index {wrong[0]} is out of range (the graph has {count} tensors)",
-                               "the file is damaged or was written by a broken converter: re-export it")
+                               DAMAGED_MODEL)
     tensors = {f"t{i}": _tensor(r, i) for i in sorted(used)}
 
     graph_ops = []

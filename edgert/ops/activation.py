@@ -235,65 +235,38 @@ def ref(op: Op, g: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
 # --------------------------------------------------------------------------- lowering (TVM TE)
 
 
-def lower_logistic(c: KernelCtx) -> te.Tensor:
-    from tvm import te, tirx
+def lower_pointwise(c: KernelCtx) -> te.Tensor:
+    """logistic, hard_swish, leaky_relu, abs, relu and relu6: int8 by their table (prepare),
+    float32 by the formula of _float_formula."""
+    from tvm import te
 
     op, g = c.op, c.g
     y = g.tensor(op.outputs[0])
     X = c.act(op.inputs[0])
     if y.dtype is DType.F32:
-        one = tirx.const(1.0, "float32")
-        return te.compute(y.shape, lambda *i: one / (one + te.exp(-X(*i))), name="out")
+        f = _float_formula(c)
+        return te.compute(y.shape, lambda *i: f(X(*i)), name="out")
     return _table_lookup(c, X, y.shape)
 
 
-def lower_hard_swish(c: KernelCtx) -> te.Tensor:
+def _float_formula(c: KernelCtx):
+    """The float32 function of one input value (a TIR expression) for the op's kind."""
     from tvm import te, tirx
 
-    op, g = c.op, c.g
-    y = g.tensor(op.outputs[0])
-    X = c.act(op.inputs[0])
-    if y.dtype is DType.F32:
-        zero, three, six = (tirx.const(v, "float32") for v in (0.0, 3.0, 6.0))
-        return te.compute(y.shape, lambda *i: X(*i) * te.min(six, te.max(zero, X(*i) + three)) / six, name="out")
-    return _table_lookup(c, X, y.shape)
-
-
-def lower_leaky_relu(c: KernelCtx) -> te.Tensor:
-    from tvm import te, tirx
-
-    op, g = c.op, c.g
-    y = g.tensor(op.outputs[0])
-    X = c.act(op.inputs[0])
-    if y.dtype is DType.F32:
-        zero, alpha = tirx.const(0.0, "float32"), tirx.const(float(np.float32(op.attrs["alpha"])), "float32")
-        return te.compute(y.shape, lambda *i: tirx.Select(X(*i) > zero, X(*i), c.product(X(*i), alpha)), name="out")
-    return _table_lookup(c, X, y.shape)
-
-
-def lower_abs(c: KernelCtx) -> te.Tensor:
-    from tvm import te, tirx
-
-    op, g = c.op, c.g
-    y = g.tensor(op.outputs[0])
-    X = c.act(op.inputs[0])
-    if y.dtype is DType.F32:
-        zero = tirx.const(0.0, "float32")  # a select: TVM's C target cannot print tirx.abs
-        return te.compute(y.shape, lambda *i: tirx.Select(X(*i) < zero, -X(*i), X(*i)), name="out")
-    return _table_lookup(c, X, y.shape)
-
-
-def lower_relu(c: KernelCtx) -> te.Tensor:
-    from tvm import te, tirx
-
-    op, g = c.op, c.g
-    y = g.tensor(op.outputs[0])
-    X = c.act(op.inputs[0])
-    if y.dtype is DType.F32:
-        v = lambda *i: tirx.max(X(*i), tirx.const(0.0, "float32"))
-        top = tirx.const(6.0, "float32")
-        return te.compute(y.shape, (lambda *i: tirx.min(v(*i), top)) if op.kind == "relu6" else v, name="out")
-    return _table_lookup(c, X, y.shape)
+    kind = c.op.kind
+    zero, one, three, six = (tirx.const(v, "float32") for v in (0.0, 1.0, 3.0, 6.0))
+    if kind == "logistic":
+        return lambda x: one / (one + te.exp(-x))
+    if kind == "hard_swish":
+        return lambda x: x * te.min(six, te.max(zero, x + three)) / six
+    if kind == "leaky_relu":  # TFLM: x > 0 ? x : x * alpha
+        alpha = tirx.const(float(np.float32(c.op.attrs["alpha"])), "float32")
+        return lambda x: tirx.Select(x > zero, x, c.product(x, alpha))
+    if kind == "abs":  # a select: TVM's C target cannot print tirx.abs
+        return lambda x: tirx.Select(x < zero, -x, x)
+    if kind == "relu6":
+        return lambda x: tirx.min(tirx.max(x, zero), six)
+    return lambda x: tirx.max(x, zero)  # relu
 
 
 def _table_lookup(c: KernelCtx, X, shape) -> te.Tensor:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from edgert.errors import DAMAGED_MODEL
 from edgert.ir import DType, Graph, Op
 
 from . import fixedpoint as fp
@@ -44,10 +45,10 @@ def check(op: Op, g: Graph) -> None:
     oc = out_channels(op, g)
     if y.shape[-1:] != (oc,):
         raise fail(op, f"output {y.name} has shape {list(y.shape)}, the weights {list(w.shape)} give {oc} output "
-                   "channels", "the file is damaged or was written by a broken converter: re-export it")
+                   "channels", DAMAGED_MODEL)
     if b is not None and b.size != oc:
         raise fail(op, f"bias {b.name} holds {b.size} values for {oc} output channels",
-                   "the file is damaged or was written by a broken converter: re-export it")
+                   DAMAGED_MODEL)
     if x.dtype is not I8:
         return
     require_per_tensor(op, x, "input")

@@ -940,59 +940,40 @@ class ModelBuilder:
         return y
 
     # ---- activations / (de)quantization
-    def softmax(self, x, *, beta: float = 1.0) -> int:
-        """SOFTMAX over the last axis; int8 output scale 1/256, zp -128."""
+    def _unary(self, op: str, x, out_scale, out_zero_point, options=None) -> int:
+        """A one-input op whose output has the input's shape and dtype; an int8 output takes
+        the given quantization."""
         xi = self._tensors[x]
         if xi.is_quantized:
-            y = self.add_tensor(xi.shape, xi.dtype, scale=1.0 / 256, zero_point=-128)
+            y = self.add_tensor(xi.shape, xi.dtype, scale=out_scale, zero_point=out_zero_point)
         else:
             y = self.add_tensor(xi.shape, xi.dtype)
+        self.add_op(op, [x], [y], options)
+        return y
+
+    def softmax(self, x, *, beta: float = 1.0) -> int:
+        """SOFTMAX over the last axis; int8 output scale 1/256, zp -128."""
         opt = schema_fb.SoftmaxOptionsT()
         opt.beta = float(beta)
-        self.add_op("SOFTMAX", [x], [y], opt)
-        return y
+        return self._unary("SOFTMAX", x, 1.0 / 256, -128, opt)
 
     def logistic(self, x) -> int:
         """LOGISTIC (sigmoid); int8 output scale 1/256, zp -128."""
-        xi = self._tensors[x]
-        if xi.is_quantized:
-            y = self.add_tensor(xi.shape, xi.dtype, scale=1.0 / 256, zero_point=-128)
-        else:
-            y = self.add_tensor(xi.shape, xi.dtype)
-        self.add_op("LOGISTIC", [x], [y])
-        return y
+        return self._unary("LOGISTIC", x, 1.0 / 256, -128)
 
     def hard_swish(self, x, *, out_scale: float | None = None, out_zero_point: int = 0) -> int:
         """HARD_SWISH, x * relu6(x + 3) / 6; an int8 output takes the given quantization."""
-        xi = self._tensors[x]
-        if xi.is_quantized:
-            y = self.add_tensor(xi.shape, xi.dtype, scale=out_scale, zero_point=out_zero_point)
-        else:
-            y = self.add_tensor(xi.shape, xi.dtype)
-        self.add_op("HARD_SWISH", [x], [y])
-        return y
+        return self._unary("HARD_SWISH", x, out_scale, out_zero_point)
 
     def relu_op(self, x, op: str = "RELU", *, out_scale: float | None = None, out_zero_point: int = 0) -> int:
-        """RELU or RELU6 as an op of its own; an int8 output takes the given quantization."""
-        xi = self._tensors[x]
-        if xi.is_quantized:
-            y = self.add_tensor(xi.shape, xi.dtype, scale=out_scale, zero_point=out_zero_point)
-        else:
-            y = self.add_tensor(xi.shape, xi.dtype)
-        self.add_op(op, [x], [y])
-        return y
+        """RELU, RELU6 or ABS as an op of its own; an int8 output takes the given quantization."""
+        return self._unary(op, x, out_scale, out_zero_point)
 
     def leaky_relu(self, x, alpha: float, *, out_scale: float | None = None, out_zero_point: int = 0) -> int:
         """LEAKY_RELU, x > 0 ? x : alpha * x; an int8 output takes the given quantization."""
-        xi = self._tensors[x]
-        if xi.is_quantized:
-            y = self.add_tensor(xi.shape, xi.dtype, scale=out_scale, zero_point=out_zero_point)
-        else:
-            y = self.add_tensor(xi.shape, xi.dtype)
         opt = schema_fb.LeakyReluOptionsT()
         opt.alpha = float(alpha)
-        self.add_op("LEAKY_RELU", [x], [y], opt)
-        return y
+        return self._unary("LEAKY_RELU", x, out_scale, out_zero_point, opt)
 
     def quantize(self, x, scale: float, zero_point: int, dtype="int8") -> int:
         """QUANTIZE: float32 -> int8, or int8 -> int8 requantize."""

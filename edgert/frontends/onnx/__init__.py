@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-from edgert.errors import ModelFormatError, UnsupportedError
+from edgert.errors import DAMAGED_ONNX, ModelFormatError, UnsupportedError
 from edgert.ir import Graph
 
 
@@ -55,7 +55,7 @@ def _check_readable(model, path: str) -> None:
     here, naming it, before anything reads it."""
     from onnx import helper, numpy_helper
 
-    fix = "the file is damaged or was written by a broken exporter: export the model again"
+    fix = DAMAGED_ONNX
 
     def readable(what: str, read) -> None:
         try:

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgert.errors import ModelFormatError, UnsupportedError
+from edgert.errors import DAMAGED_ONNX, ModelFormatError, UnsupportedError
 from edgert.ir import DType, Graph, Op, QuantParams, Tensor, verify
 from edgert.ir.activations import activation_named_by
 from edgert.ops.common import INT8_MAX, INT8_MIN, activation_range
@@ -237,7 +237,7 @@ class _Reader:
         bad = scale[~(np.isfinite(scale) & (scale > 0))]
         if bad.size:
             raise ModelFormatError(f"{where}: quantization scale {float(bad.reshape(-1)[0])} is not a positive finite "
-                                   "number", "the file is damaged or was written by a broken exporter: export it again")
+                                   "number", DAMAGED_ONNX)
         return scale, zp, elem
 
     def act_quant(self, node, where: str) -> QuantParams:
