@@ -17,6 +17,17 @@ The host sends requests; the device answers each with exactly one frame: ``cmd |
 with the same seq on success, or ERROR (with the request's seq when it could be read) whose
 payload is ``u8 code | u8 request cmd | u16 0 | u32 detail``. The device never sends
 anything unasked.
+
+Faults. The host numbers its requests 1..255 (0 is never sent: an ERROR with seq 0 is about
+a frame the device could not read) and has one request outstanding at a time. A request
+whose reply is damaged, lost or late is sent again unchanged; the device keeps the reply to
+the last request it executed and answers a request with the same command, seq and CRC from
+it, without executing it again (every request is safe to retry). A request numbered before
+the last one executed (within 127: a delayed copy the host has moved past) is answered STALE
+and not executed; HELLO starts a new numbering. After it starts (power-on
+or reset) the device answers every request but HELLO with NOT_SYNCED: a host that sees it
+knows the board restarted, handshakes again (model hash checked) and redoes the whole
+sample, instead of reading outputs computed from an arena the reset emptied.
 """
 from __future__ import annotations
 
@@ -25,7 +36,7 @@ import struct
 import sys
 from dataclasses import dataclass
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 MAX_PAYLOAD = 1024           # bytes of payload in one frame, either direction
 HEADER = struct.Struct("<BBH")  # cmd, seq, payload length
 CRC_BYTES = 4
@@ -61,6 +72,12 @@ class Err(enum.IntEnum):
     BAD_ARG = 6        # index, offset or length out of range, or payload of the wrong size; detail: the limit it broke
     INVOKE_FAILED = 7  # the model returned non-zero; detail: its status
     NO_PROFILE = 8     # GET_LAYERS before an INVOKE with INVOKE_PROFILE; detail: 0
+    NOT_SYNCED = 9     # a request other than HELLO since the device started (it was reset); detail: 0
+    STALE = 10         # a request numbered before the last one executed (a delayed copy): not run; detail: that seq
+
+
+# Errors that say the request was damaged on the way, not refused: the host sends it again.
+LINK_ERRORS = frozenset({Err.BAD_FRAME, Err.BAD_CRC, Err.BAD_LENGTH, Err.TOO_LONG})
 
 
 ERROR_TEXT = {
@@ -72,6 +89,8 @@ ERROR_TEXT = {
     Err.BAD_ARG: "an index, offset or length is out of range",
     Err.INVOKE_FAILED: "the model's invoke returned an error",
     Err.NO_PROFILE: "no profiled inference has run yet",
+    Err.NOT_SYNCED: "the device has restarted since the last HELLO",
+    Err.STALE: "the request is older than the last one the device executed, and was not run",
 }
 
 
@@ -160,8 +179,6 @@ def parse_hello(payload: bytes) -> Hello:
             raise ValueError("HELLO reply ends inside a tensor's dimensions")
         dims = struct.unpack_from(f"<{rank}I", payload, pos)
         pos += 4 * rank
-        if code not in DTYPE_NAMES:
-            raise ValueError(f"unknown dtype code {code} in the HELLO reply")
         if code not in DTYPE_NAMES:
             raise ValueError(f"unknown dtype code {code} in the HELLO reply")
         tensors.append(TensorDesc(DTYPE_NAMES[DType(code)], tuple(dims), nbytes))

@@ -15,14 +15,27 @@ from edgert.errors import DeviceError
 BAUDRATE = 115200
 
 
+class LinkLost(DeviceError):
+    """The connection itself is gone (a socket closed, a USB port vanished, a process ended),
+    as opposed to a board that is slow or sends damaged bytes."""
+
+
 class Transport:
-    """read(n) returns up to n bytes, b'' after ``timeout`` seconds with nothing to read."""
+    """read(n) returns up to n bytes, b'' after ``timeout`` seconds with nothing to read; a
+    lost connection raises LinkLost. ``baudrate``: bits a second on the wire, or None where
+    the link has no such limit (a socket, a pipe): request timeouts allow for it.
+    ``reopen()`` connects again after a LinkLost where the link can (False where it cannot)."""
+
+    baudrate: int | None = None
 
     def write(self, data: bytes) -> None:
         raise NotImplementedError
 
     def read(self, n: int, timeout: float) -> bytes:
         raise NotImplementedError
+
+    def reopen(self) -> bool:
+        return False
 
     def close(self) -> None:
         pass
@@ -33,23 +46,41 @@ class SerialTransport(Transport):
     Parity and baud rate mean nothing to a socket:// link and pyserial ignores them there."""
 
     def __init__(self, url: str, *, baudrate: int = BAUDRATE, parity: str = "N"):
+        self.url = url
+        self._settings = {"baudrate": baudrate, "parity": parity}
+        # Behind a socket:// URL is still a UART (the emulated board's paces its bytes at the
+        # baud rate, as ser2net's real one does), so its rate bounds the time a frame takes.
+        self.baudrate = baudrate
+        self._port = self._open()
+
+    def _open(self):
         import serial
 
-        self.url = url
         try:
-            self._port = serial.serial_for_url(url, baudrate=baudrate, parity=parity, timeout=0.1, do_not_open=False)
+            return serial.serial_for_url(self.url, **self._settings, timeout=0.1, do_not_open=False)
         except (serial.SerialException, ValueError, OSError) as e:
             hint = ("is the board plugged in? list ports with `python -m serial.tools.list_ports`"
-                    if not url.startswith("socket://") else
+                    if not self.url.startswith("socket://") else
                     "is the emulated board running? start it with `edgert flash BUILD` (no --port)")
-            raise DeviceError(f"cannot open port {url}: {e}", hint) from None
+            raise DeviceError(f"cannot open port {self.url}: {e}", hint) from None
+
+    def reopen(self) -> bool:
+        try:
+            self._port.close()
+        except Exception:  # closing a port that is already gone: nothing left to release
+            pass
+        try:
+            self._port = self._open()
+        except DeviceError:
+            return False
+        return True
 
     def write(self, data: bytes) -> None:
         try:
             self._port.write(data)
             self._port.flush()
         except Exception as e:  # pyserial raises SerialException or OSError subclasses
-            raise DeviceError(f"writing to {self.url} failed: {e}", "check the connection to the board") from None
+            raise LinkLost(f"writing to {self.url} failed: {e}", "check the connection to the board") from None
 
     def read(self, n: int, timeout: float) -> bytes:
         # pyserial's read(n) waits for all n bytes: wait for one, then take what has arrived.
@@ -61,7 +92,7 @@ class SerialTransport(Transport):
             waiting = min(self._port.in_waiting, n - 1)
             return first + (self._port.read(waiting) if waiting > 0 else b"")
         except Exception as e:
-            raise DeviceError(f"reading from {self.url} failed: {e}", "check the connection to the board") from None
+            raise LinkLost(f"reading from {self.url} failed: {e}", "check the connection to the board") from None
 
     def drain(self) -> None:
         """Drop whatever has arrived and not been read."""
@@ -93,8 +124,8 @@ class ProcessTransport(Transport):
         try:
             self.proc.stdin.write(data)
         except BrokenPipeError:
-            raise DeviceError(f"{self.name} exited (code {self.proc.poll()})",
-                              "its messages, if any, are above") from None
+            raise LinkLost(f"{self.name} exited (code {self.proc.poll()})",
+                           "its messages, if any, are above") from None
 
     def read(self, n: int, timeout: float) -> bytes:
         ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
@@ -104,7 +135,7 @@ class ProcessTransport(Transport):
         if data == b"":
             code = self.proc.wait()
             how = f"signal {signal.Signals(-code).name}" if code < 0 else f"code {code}"
-            raise DeviceError(f"{self.name} exited ({how})", "its messages, if any, are above")
+            raise LinkLost(f"{self.name} exited ({how})", "its messages, if any, are above")
         return data or b""
 
     def close(self) -> None:

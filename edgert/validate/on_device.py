@@ -128,9 +128,8 @@ def validate(build, board, dataset, *, reference: str = "auto", progress: bool =
 
 def profile_layers(build, board, inputs) -> list[dict]:
     """One profiled inference: each layer's latency, share, MACs and MACs per unit."""
-    board.session.run(inputs, build.meta["io"]["outputs"], profile=True)
     names = build.meta["kernels"]
-    ticks = board.session.layer_ticks(len(names))
+    ticks = board.session.run(inputs, build.meta["io"]["outputs"], profile=True).layer_ticks
     by_name = {r["layer"]: r for r in build.report["layers"]}
     total = sum(ticks) or 1
     rows = []

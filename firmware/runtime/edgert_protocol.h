@@ -3,7 +3,7 @@
 #ifndef EDGERT_PROTOCOL_H_
 #define EDGERT_PROTOCOL_H_
 
-#define EDGERT_PROTOCOL_VERSION 1
+#define EDGERT_PROTOCOL_VERSION 2
 #define EDGERT_MAX_PAYLOAD 1024
 #define EDGERT_HEADER_BYTES 4
 #define EDGERT_CRC_BYTES 4
@@ -28,6 +28,8 @@
 #define EDGERT_ERR_BAD_ARG 6  /* an index, offset or length is out of range */
 #define EDGERT_ERR_INVOKE_FAILED 7  /* the model's invoke returned an error */
 #define EDGERT_ERR_NO_PROFILE 8  /* no profiled inference has run yet */
+#define EDGERT_ERR_NOT_SYNCED 9  /* the device has restarted since the last HELLO */
+#define EDGERT_ERR_STALE 10  /* the request is older than the last one the device executed, and was not run */
 
 #define EDGERT_TIMER_CYCLES 1
 #define EDGERT_TIMER_SYSTICK 2

@@ -14,7 +14,21 @@ static size_t rx_len;
 static int rx_overflow;                   /* the frame outgrew rx: answer TOO_LONG at its end */
 static uint8_t frame[EDGERT_MAX_FRAME];  /* the decoded request */
 static uint8_t reply[EDGERT_MAX_FRAME];  /* the reply being built */
+
+/* The encoded reply to the last request executed, kept so that a retry of that same request
+ * (same command, seq and CRC: the reply was lost on the way) is answered again without being
+ * executed again. Errors about frames that could not be read go out through link_tx and leave
+ * it alone. */
 static uint8_t tx[EDGERT_MAX_ENCODED];
+static size_t tx_len;
+static int last_valid;
+static uint8_t last_cmd, last_seq;
+static uint32_t last_crc;
+static uint8_t link_tx[EDGERT_HEADER_BYTES + EDGERT_ERROR_PAYLOAD_BYTES + EDGERT_CRC_BYTES + 2];
+
+/* Set by HELLO. Until then (after power-on or a reset) every other request is answered
+ * NOT_SYNCED, so a host never mistakes a restarted board's empty arena for its data. */
+static int synced;
 
 static volatile int profiling;
 static int profiled;
@@ -27,25 +41,42 @@ static void put64(uint8_t *p, uint64_t v) { put32(p, (uint32_t)v); put32(p + 4, 
 static uint32_t get16(const uint8_t *p) { return (uint32_t)p[0] | ((uint32_t)p[1] << 8); }
 static uint32_t get32(const uint8_t *p) { return get16(p) | (get16(p + 2) << 16); }
 
-/* Sends reply[] holding `len` payload bytes after the header. */
-static void send(uint8_t cmd, uint8_t seq, size_t len) {
+/* Encodes reply[] holding `len` payload bytes after the header into out (which holds
+ * EDGERT_MAX_ENCODED bytes, or fewer for a short reply); returns the bytes, delimiter included. */
+static size_t encode_reply(uint8_t *out, uint8_t cmd, uint8_t seq, size_t len) {
   reply[0] = cmd;
   reply[1] = seq;
   put16(reply + 2, (uint32_t)len);
   size_t body = EDGERT_HEADER_BYTES + len;
   put32(reply + body, edgert_crc32(reply, body));
-  size_t n = edgert_cobs_encode(reply, body + EDGERT_CRC_BYTES, tx);
-  tx[n++] = 0;
-  board_write(tx, n);
+  size_t n = edgert_cobs_encode(reply, body + EDGERT_CRC_BYTES, out);
+  out[n++] = 0;
+  return n;
 }
 
-static void send_error(uint8_t seq, uint8_t request, uint8_t code, uint32_t detail) {
+/* The reply to the request being executed: kept in tx for a retry. */
+static void send(uint8_t cmd, uint8_t seq, size_t len) {
+  tx_len = encode_reply(tx, cmd, seq, len);
+  board_write(tx, tx_len);
+}
+
+static void put_error(uint8_t request, uint8_t code, uint32_t detail) {
   uint8_t *p = reply + EDGERT_HEADER_BYTES;
   p[0] = code;
   p[1] = request;
   p[2] = p[3] = 0;
   put32(p + 4, detail);
+}
+
+static void send_error(uint8_t seq, uint8_t request, uint8_t code, uint32_t detail) {
+  put_error(request, code, detail);
   send(EDGERT_CMD_ERROR, seq, EDGERT_ERROR_PAYLOAD_BYTES);
+}
+
+/* An error about a frame that could not be read: not a reply to any executed request. */
+static void send_link_error(uint8_t seq, uint8_t request, uint8_t code, uint32_t detail) {
+  put_error(request, code, detail);
+  board_write(link_tx, encode_reply(link_tx, EDGERT_CMD_ERROR, seq, EDGERT_ERROR_PAYLOAD_BYTES));
 }
 
 void edgert_layer_hook(int layer, int phase) {
@@ -64,6 +95,7 @@ static void do_hello(uint8_t seq, const uint8_t *p, size_t len) {
     return;
   }
   (void)p; /* the host's version: the host decides whether it can talk to this one */
+  synced = 1;
   uint8_t *r = reply + EDGERT_HEADER_BYTES;
   memset(r, 0, EDGERT_HELLO_FIXED_BYTES);
   put16(r, EDGERT_PROTOCOL_VERSION);
@@ -167,34 +199,53 @@ static void do_get_layers(uint8_t seq, const uint8_t *p, size_t len) {
 static void handle_frame(size_t encoded_len) {
   long n = edgert_cobs_decode(rx, encoded_len, frame, sizeof frame);
   if (n == -2) {
-    send_error(0, 0, EDGERT_ERR_TOO_LONG, EDGERT_MAX_PAYLOAD);
+    send_link_error(0, 0, EDGERT_ERR_TOO_LONG, EDGERT_MAX_PAYLOAD);
     return;
   }
   if (n < EDGERT_HEADER_BYTES + EDGERT_CRC_BYTES) {
-    send_error(0, 0, EDGERT_ERR_BAD_FRAME, n < 0 ? 0u : (uint32_t)n);
+    send_link_error(0, 0, EDGERT_ERR_BAD_FRAME, n < 0 ? 0u : (uint32_t)n);
     return;
   }
   size_t body = (size_t)n - EDGERT_CRC_BYTES;
   uint8_t cmd = frame[0], seq = frame[1];
   uint32_t crc = edgert_crc32(frame, body);
   if (crc != get32(frame + body)) {
-    send_error(seq, cmd, EDGERT_ERR_BAD_CRC, crc);
+    send_link_error(seq, cmd, EDGERT_ERR_BAD_CRC, crc);
     return;
   }
   size_t len = body - EDGERT_HEADER_BYTES;
   if (get16(frame + 2) != len) {
-    send_error(seq, cmd, EDGERT_ERR_BAD_LENGTH, (uint32_t)len);
+    send_link_error(seq, cmd, EDGERT_ERR_BAD_LENGTH, (uint32_t)len);
+    return;
+  }
+  if (last_valid && cmd == last_cmd && seq == last_seq && crc == last_crc) {
+    board_write(tx, tx_len); /* a retry: the same answer, not a second execution */
+    return;
+  }
+  /* A request numbered before the last one executed is a delayed copy of one the host has
+   * moved past: executing it could overwrite the next sample's input. HELLO starts a new
+   * numbering and is always served. */
+  if (last_valid && cmd != EDGERT_CMD_HELLO && seq != last_seq && (uint8_t)(last_seq - seq) < 128) {
+    send_link_error(seq, cmd, EDGERT_ERR_STALE, last_seq);
     return;
   }
   const uint8_t *p = frame + EDGERT_HEADER_BYTES;
-  switch (cmd) {
-    case EDGERT_CMD_HELLO: do_hello(seq, p, len); break;
-    case EDGERT_CMD_SET_INPUT: do_set_input(seq, p, len); break;
-    case EDGERT_CMD_INVOKE: do_invoke(seq, p, len); break;
-    case EDGERT_CMD_GET_OUTPUT: do_get_output(seq, p, len); break;
-    case EDGERT_CMD_GET_LAYERS: do_get_layers(seq, p, len); break;
-    default: send_error(seq, cmd, EDGERT_ERR_UNKNOWN_CMD, cmd); break;
+  if (!synced && cmd != EDGERT_CMD_HELLO) {
+    send_error(seq, cmd, EDGERT_ERR_NOT_SYNCED, 0);
+  } else {
+    switch (cmd) {
+      case EDGERT_CMD_HELLO: do_hello(seq, p, len); break;
+      case EDGERT_CMD_SET_INPUT: do_set_input(seq, p, len); break;
+      case EDGERT_CMD_INVOKE: do_invoke(seq, p, len); break;
+      case EDGERT_CMD_GET_OUTPUT: do_get_output(seq, p, len); break;
+      case EDGERT_CMD_GET_LAYERS: do_get_layers(seq, p, len); break;
+      default: send_error(seq, cmd, EDGERT_ERR_UNKNOWN_CMD, cmd); break;
+    }
   }
+  last_valid = 1;
+  last_cmd = cmd;
+  last_seq = seq;
+  last_crc = crc;
 }
 
 void edgert_server_byte(uint8_t byte) {
@@ -207,7 +258,7 @@ void edgert_server_byte(uint8_t byte) {
     return;
   }
   if (rx_overflow) {
-    send_error(0, 0, EDGERT_ERR_TOO_LONG, EDGERT_MAX_PAYLOAD);
+    send_link_error(0, 0, EDGERT_ERR_TOO_LONG, EDGERT_MAX_PAYLOAD);
   } else if (rx_len > 0) {
     handle_frame(rx_len);
   } /* else: an empty frame, the host's flush: ignored */

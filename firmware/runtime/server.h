@@ -1,9 +1,11 @@
 /* The device side of the edgert serial protocol (edgert/device/protocol.py).
  *
  * Feed it every received byte; it answers each complete frame with exactly one frame
- * through board_write(). It never blocks except in board_write, keeps no state between
- * frames other than the model's arena and the last profile, and recovers from any input:
- * garbage, bad CRC, truncated, oversized or unknown frames get an ERROR frame. */
+ * through board_write(). It never blocks except in board_write and recovers from any input:
+ * garbage, bad CRC, truncated, oversized or unknown frames get an ERROR frame. Its state
+ * between frames: the model's arena, the last profile, whether a HELLO has come since it
+ * started (until one has, other requests get NOT_SYNCED), and the reply to the last request
+ * it executed (a retry of that request gets the same reply, and is not executed twice). */
 #ifndef EDGERT_SERVER_H_
 #define EDGERT_SERVER_H_
 
