@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edgert import flashing
+from edgert.device.session import DEFAULT_INVOKE_TIMEOUT, DEFAULT_TIMEOUT
 from edgert.errors import EdgertError, UserError
 
 EXIT_OK, EXIT_BUG = 0, 1
@@ -131,6 +132,11 @@ def _device_options(args) -> dict:
     return {"timeout": args.timeout, "trace": args.trace}
 
 
+def _session_options(args) -> dict:
+    """connect()'s options: the device options and the inference's own budget."""
+    return {**_device_options(args), "invoke_timeout": args.invoke_timeout}
+
+
 def cmd_run(args) -> int:
     from edgert import api
 
@@ -141,7 +147,7 @@ def cmd_run(args) -> int:
     else:
         from edgert.device.board import connect
 
-        with connect(b, args.port, **_device_options(args)) as board:
+        with connect(b, args.port, **_session_options(args)) as board:
             result = board.session.run(inputs, b.meta["io"]["outputs"])
         outs = result.outputs
         print(f"latency {board.latency(result.ticks):,} {board.unit}", file=sys.stderr)
@@ -232,6 +238,7 @@ def cmd_validate(args) -> int:
     from edgert import api
     from edgert.device.board import connect
     from edgert.validate import dataset as ds, on_device
+    from edgert.validate.journal import FILE as JOURNAL_FILE
 
     b = api.load_build(args.build)
     specs = b.meta["io"]["inputs"]
@@ -245,15 +252,27 @@ def cmd_validate(args) -> int:
     if not len(data):
         raise UserError("nothing to validate: the dataset is empty and --random is 0", "give --dataset or --random N")
     thresholds = on_device.Thresholds(args.min_exact, args.max_diff, args.min_top1, args.min_accuracy)
-    with connect(b, args.port, **_device_options(args)) as board:
-        report = on_device.validate(b, board, data, reference=args.reference, progress=sys.stderr.isatty())
     out = Path(args.report) if args.report else b.dir / "validation" / "report.json"
+    with connect(b, args.port, **_session_options(args)) as board:
+        report = on_device.validate(b, board, data, reference=args.reference, progress=sys.stderr.isatty(),
+                                    resume=args.resume, journal_path=out.parent / JOURNAL_FILE)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(on_device.format_report(report))
     print(f"\nreport: {out}")
     on_device.check(report, thresholds)
     return EXIT_OK
+
+
+def _count(text: str) -> int:
+    """A number of samples: an integer >= 0."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is negative: give a number of samples, 0 or more")
+    return v
 
 
 def _parse_fraction(text: str) -> float:
@@ -359,8 +378,12 @@ def cmd_doctor(args) -> int:
 def _add_device_args(s) -> None:
     s.add_argument("--port", help="the board's serial port (/dev/ttyACM0) or URL (socket://host:port); "
                                   "default: the emulated board")
-    s.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for a reply (default 5)")
-    s.add_argument("--trace", action="store_true", help="hex dump every frame to stderr")
+    s.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
+                   help=f"seconds a request may take, its retries on a faulty link included (default {DEFAULT_TIMEOUT:g})")
+    s.add_argument("--invoke-timeout", type=float, default=DEFAULT_INVOKE_TIMEOUT,
+                   help=f"seconds one inference may take (default {DEFAULT_INVOKE_TIMEOUT:g}); later inferences "
+                        "are retried sooner, after four times the slowest so far")
+    s.add_argument("--trace", action="store_true", help="hex dump every frame, and every fault survived, to stderr")
 
 
 class _VersionAction(argparse.Action):
@@ -445,7 +468,7 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("build")
     s.add_argument("--dataset", help=".npz (x, optional y), .npy, or a folder of .npy samples")
     s.add_argument("--labels", help="class index per dataset sample: a .npy, or a list like 5,3,1")
-    s.add_argument("--random", type=int, default=None,
+    s.add_argument("--random", type=_count, default=None,
                    help="add N seeded random inputs (default: 20 without --dataset, else 0)")
     s.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
     s.add_argument("--reference", default="auto", choices=["auto", "tflm", "edgert"],
@@ -455,7 +478,10 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-diff", type=float, default=0.0, help="largest allowed |device - reference| (default 0)")
     s.add_argument("--min-top1", type=float, default=0.0, help="fraction whose top-1 must match the reference's")
     s.add_argument("--min-accuracy", type=float, default=0.0, help="accuracy the labelled samples must reach")
-    s.add_argument("--report", help="where to write the JSON report (default BUILD/validation/report.json)")
+    s.add_argument("--report", help="where to write the JSON report (default BUILD/validation/report.json); "
+                                    "the journal of checked samples is written beside it")
+    s.add_argument("--resume", action="store_true",
+                   help="continue a run that stopped: samples in the journal are not run again")
     _add_device_args(s)
     s.set_defaults(func=cmd_validate)
 

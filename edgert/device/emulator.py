@@ -36,6 +36,7 @@ class RunningBoard:
     pid: int
     board: str
     elf: str
+    qmp: str = ""  # QEMU's QMP socket, for a reset (removed with the board)
 
 
 def _free_port() -> int:
@@ -102,12 +103,13 @@ def start(build_dir: Path, qemu_argv: tuple[str, ...], elf: Path, board: str, *,
     except (OSError, DeviceError):
         _kill(proc.pid)
         text = (build_dir / LOG_FILE).read_text(errors="replace").strip()
+        shutil.rmtree(qmp_dir, ignore_errors=True)
         raise DeviceError(f"the emulated board {board} did not start: {text[-300:] or 'no output'}",
                           f"see {build_dir / LOG_FILE}; the command was: {' '.join(argv)}") from None
     finally:
         log.close()
-        shutil.rmtree(qmp_dir, ignore_errors=True)
-    running = RunningBoard(url=f"socket://127.0.0.1:{port}", pid=proc.pid, board=board, elf=str(elf))
+    running = RunningBoard(url=f"socket://127.0.0.1:{port}", pid=proc.pid, board=board, elf=str(elf),
+                           qmp=str(qmp_path))
     (build_dir / STATE_FILE).write_text(json.dumps(running.__dict__, indent=2) + "\n")
     _children[proc.pid] = proc
     return running
@@ -179,6 +181,15 @@ def _kill(pid: int) -> None:
     os.kill(pid, signal.SIGKILL)
 
 
+def reset(build_dir: Path) -> None:
+    """Press the emulated board's reset button (QMP system_reset): the firmware starts again
+    from its reset vector (its startup code clears .bss), its UART connection kept."""
+    b = running(build_dir)
+    if b is None or not b.qmp:
+        raise DeviceError(f"no emulated board runs {build_dir}", "start one with `edgert flash BUILD`")
+    _qmp(Path(b.qmp), "system_reset", time.monotonic() + START_TIMEOUT)
+
+
 def stop(build_dir: Path) -> bool:
     """Stop the board recorded for this build; True if one was running."""
     b = running(build_dir)
@@ -186,4 +197,6 @@ def stop(build_dir: Path) -> bool:
     if b is None:
         return False
     _kill(b.pid)
+    if b.qmp:
+        shutil.rmtree(Path(b.qmp).parent, ignore_errors=True)
     return True

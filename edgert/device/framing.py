@@ -5,7 +5,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
-from .protocol import CRC_BYTES, HEADER
+from .protocol import CRC_BYTES, HEADER, SEQ_MAX
 
 
 class FrameError(ValueError):
@@ -54,7 +54,7 @@ def crc32(data: bytes) -> int:
 
 def encode(cmd: int, seq: int, payload: bytes = b"") -> bytes:
     """The bytes to send for one frame, delimiter included."""
-    body = HEADER.pack(cmd, seq & 0xFF, len(payload)) + payload
+    body = HEADER.pack(cmd, seq & SEQ_MAX, len(payload)) + payload
     return cobs_encode(body + crc32(body).to_bytes(CRC_BYTES, "little")) + b"\x00"
 
 

@@ -6,7 +6,7 @@ Regenerate with ``python -m edgert.device.protocol > firmware/runtime/edgert_pro
 
 Wire format. A frame, before encoding, is
 
-    u8 cmd | u8 seq | u16 payload length N | N payload bytes | u32 CRC-32 of all before it
+    u8 cmd | u16 seq | u16 payload length N | N payload bytes | u32 CRC-32 of all before it
 
 all little-endian; CRC-32 is IEEE 802.3 (zlib.crc32). The frame is COBS-encoded and ends
 with one 0x00 byte, so a receiver always resynchronises at the next 0x00, whatever garbage
@@ -18,12 +18,15 @@ with the same seq on success, or ERROR (with the request's seq when it could be 
 payload is ``u8 code | u8 request cmd | u16 0 | u32 detail``. The device never sends
 anything unasked.
 
-Faults. The host numbers its requests 1..255 (0 is never sent: an ERROR with seq 0 is about
-a frame the device could not read) and has one request outstanding at a time. A request
+Faults. The host numbers its requests 1..65535 (0 is never sent: an ERROR with seq 0 is
+about a frame the device could not read) and has one request outstanding at a time. Sixteen
+bits, because a copy of a frame that a link delays (a USB or TCP buffer, a serial server)
+must not come back with the number of a current request: at the fastest rate a host sends
+requests, 65,535 of them take minutes, 255 took under a second. A request
 whose reply is damaged, lost or late is sent again unchanged; the device keeps the reply to
 the last request it executed and answers a request with the same command, seq and CRC from
 it, without executing it again (every request is safe to retry). A request numbered before
-the last one executed (within 127: a delayed copy the host has moved past) is answered STALE
+the last one executed (within 32,767: a delayed copy the host has moved past) is answered STALE
 and not executed; HELLO starts a new numbering. After it starts (power-on
 or reset) the device answers every request but HELLO with NOT_SYNCED: a host that sees it
 knows the board restarted, handshakes again (model hash checked) and redoes the whole
@@ -36,9 +39,10 @@ import struct
 import sys
 from dataclasses import dataclass
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 MAX_PAYLOAD = 1024           # bytes of payload in one frame, either direction
-HEADER = struct.Struct("<BBH")  # cmd, seq, payload length
+HEADER = struct.Struct("<BHH")  # cmd, seq, payload length
+SEQ_MAX = 0xFFFF
 CRC_BYTES = 4
 MAX_FRAME = HEADER.size + MAX_PAYLOAD + CRC_BYTES
 # COBS adds one byte per 254 and the delimiter: the size of the device's receive buffer.

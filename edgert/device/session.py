@@ -84,6 +84,10 @@ class LinkStats:
     restarts: int = 0       # board restarts (NOT_SYNCED), each followed by a new handshake
     events: list[str] = field(default_factory=list)  # one line each, for --trace and reports
 
+    def summary(self) -> dict[str, int]:
+        return {"retries": self.retries, "damaged frames": self.damaged, "timeouts": self.timeouts,
+                "stale replies": self.stale, "reconnects": self.reconnects, "restarts": self.restarts}
+
 
 class _Retry(Exception):
     """This try failed in a way another try may fix; the message says how."""
@@ -154,7 +158,7 @@ class Session:
         return nbytes * 10 / self.t.baudrate if self.t.baudrate else 0.0  # 8N1: 10 bits a byte
 
     def _next_seq(self) -> int:
-        self._seq = self._seq % 255 + 1  # 1..255: 0 is the board's "could not read the seq"
+        self._seq = self._seq % P.SEQ_MAX + 1  # 1..65535: 0 is the board's "could not read the seq"
         return self._seq
 
     def request(self, cmd: P.Cmd, payload: bytes = b"", timeout: float | None = None,

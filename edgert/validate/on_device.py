@@ -13,13 +13,15 @@ profiled inference of the first sample (profiling adds two timer reads a layer).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from edgert.errors import UserError, ValidationFailed
+from edgert.errors import DeviceError, UserError, ValidationFailed
 from edgert.ops import BINARY_KINDS
 from edgert.report import format_table
+from edgert.validate.journal import FILE as JOURNAL_FILE, Journal
 
 REFERENCES = ("auto", "tflm", "edgert")
 
@@ -70,30 +72,33 @@ def _percentile(values: list[int], q: float) -> int:
     return int(np.percentile(np.array(values, dtype=np.float64), q, method="nearest")) if values else 0
 
 
-def validate(build, board, dataset, *, reference: str = "auto", progress: bool = True) -> dict:
-    """Run ``dataset`` on ``board`` (an edgert.device.board.Board) and the reference."""
+def validate(build, board, dataset, *, reference: str = "auto", progress: bool = True,
+             resume: bool = False, journal_path: Path | None = None) -> dict:
+    """Run ``dataset`` on ``board`` (an edgert.device.board.Board) and the reference. Each
+    sample is recorded in the journal (edgert.validate.journal; default
+    BUILD/validation/journal.jsonl) as soon as it is checked; with ``resume`` the samples
+    already there are taken from it and the rest run. A DeviceError that ends the run says
+    how many samples are safe in the journal."""
     from tqdm import tqdm
 
     reference = resolve_reference(build, reference)
     ref = reference_runner(build, reference)
     outputs_spec = build.meta["io"]["outputs"]
-    rows, latencies = [], []
-    for i, inputs in enumerate(tqdm(dataset.samples, desc="validating", unit="sample", disable=not progress,
-                                    leave=False)):
-        result = board.session.run(inputs, outputs_spec)
-        expected = ref(inputs)
-        diff = max(float(np.max(np.abs(d.astype(np.float64) - np.asarray(e, dtype=np.float64).reshape(d.shape))))
-                   if d.size else 0.0 for d, e in zip(result.outputs, expected))
-        exact = all(np.array_equal(d, np.asarray(e).reshape(d.shape)) for d, e in zip(result.outputs, expected))
-        top_dev = int(np.argmax(result.outputs[0].reshape(-1)))
-        top_ref = int(np.argmax(np.asarray(expected[0]).reshape(-1)))
-        latency = board.latency(result.ticks)
-        latencies.append(latency)
-        rows.append({"sample": dataset.sources[i] if dataset.sources else str(i), "exact": exact,
-                     "max_abs_diff": diff, "top1_device": top_dev, "top1_reference": top_ref,
-                     "label": dataset.labels[i] if dataset.labels else None, "latency": latency})
-
-    layers = profile_layers(build, board, dataset.samples[0]) if dataset.samples else []
+    journal = Journal(journal_path or build.dir / "validation" / JOURNAL_FILE, build.meta["model_hash"], dataset,
+                      resume=resume)
+    try:
+        todo = [i for i in range(len(dataset)) if i not in journal.rows]
+        for i in tqdm(todo, desc="validating", unit="sample", disable=not progress, leave=False):
+            journal.add(i, _check_sample(board, ref, outputs_spec, dataset, i))
+        layers = profile_layers(build, board, dataset.samples[0]) if dataset.samples else []
+    except DeviceError as e:
+        raise DeviceError(e.message, f"{e.hint}; {len(journal.rows)} of {len(dataset)} samples are checked and "
+                                     f"kept in {journal.path}: run the same command with --resume to do the rest"
+                          ) from None
+    finally:
+        journal.close()
+    rows = [{k: v for k, v in journal.rows[i].items() if k != "index"} for i in range(len(dataset))]
+    latencies = [r["latency"] for r in rows]
     labelled = [r for r in rows if r["label"] is not None]
     n = len(rows)
     summary = {
@@ -110,6 +115,8 @@ def validate(build, board, dataset, *, reference: str = "auto", progress: bool =
         "latency_p50": _percentile(latencies, 50),
         "latency_p90": _percentile(latencies, 90),
         "latency_max": max(latencies, default=0),
+        "resumed": journal.resumed,
+        "link": board.session.stats.summary(),
     }
     mem = build.report.get("memory", {})
     return {
@@ -124,6 +131,20 @@ def validate(build, board, dataset, *, reference: str = "auto", progress: bool =
         "layers": layers,
         "samples": rows,
     }
+
+
+def _check_sample(board, ref, outputs_spec, dataset, i: int) -> dict:
+    """Sample ``i`` on the board and on the reference, compared."""
+    inputs = dataset.samples[i]
+    result = board.session.run(inputs, outputs_spec)
+    expected = ref(inputs)
+    diff = max(float(np.max(np.abs(d.astype(np.float64) - np.asarray(e, dtype=np.float64).reshape(d.shape))))
+               if d.size else 0.0 for d, e in zip(result.outputs, expected))
+    exact = all(np.array_equal(d, np.asarray(e).reshape(d.shape)) for d, e in zip(result.outputs, expected))
+    return {"sample": dataset.sources[i] if dataset.sources else str(i), "exact": exact,
+            "max_abs_diff": diff, "top1_device": int(np.argmax(result.outputs[0].reshape(-1))),
+            "top1_reference": int(np.argmax(np.asarray(expected[0]).reshape(-1))),
+            "label": dataset.labels[i] if dataset.labels else None, "latency": board.latency(result.ticks)}
 
 
 def profile_layers(build, board, inputs) -> list[dict]:
@@ -174,6 +195,11 @@ def format_report(report: dict) -> str:
         lines.append(f"  accuracy         {s['accuracy']:.1%} of {s['labelled']} labelled "
                      f"(reference {s['reference_accuracy']:.1%})")
     lines.append(f"  latency          p50 {s['latency_p50']:,}  p90 {s['latency_p90']:,}  max {s['latency_max']:,} {unit}")
+    if s.get("resumed"):
+        lines.append(f"  resumed          {s['resumed']:,} samples from the journal, {s['samples'] - s['resumed']:,} run now")
+    link = s.get("link") or {}
+    if any(link.values()):
+        lines.append("  link faults      " + ", ".join(f"{v:,} {k}" for k, v in link.items() if v) + " (all survived)")
     flash, ram = m.get("flash") or {}, m.get("ram") or {}
     if flash:
         lines.append(f"  flash            {flash['total']:,} B (text {flash['text']:,}, rodata {flash['rodata']:,}, "

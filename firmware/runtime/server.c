@@ -22,7 +22,8 @@ static uint8_t reply[EDGERT_MAX_FRAME];  /* the reply being built */
 static uint8_t tx[EDGERT_MAX_ENCODED];
 static size_t tx_len;
 static int last_valid;
-static uint8_t last_cmd, last_seq;
+static uint8_t last_cmd;
+static uint16_t last_seq;
 static uint32_t last_crc;
 static uint8_t link_tx[EDGERT_HEADER_BYTES + EDGERT_ERROR_PAYLOAD_BYTES + EDGERT_CRC_BYTES + 2];
 
@@ -43,10 +44,10 @@ static uint32_t get32(const uint8_t *p) { return get16(p) | (get16(p + 2) << 16)
 
 /* Encodes reply[] holding `len` payload bytes after the header into out (which holds
  * EDGERT_MAX_ENCODED bytes, or fewer for a short reply); returns the bytes, delimiter included. */
-static size_t encode_reply(uint8_t *out, uint8_t cmd, uint8_t seq, size_t len) {
+static size_t encode_reply(uint8_t *out, uint8_t cmd, uint16_t seq, size_t len) {
   reply[0] = cmd;
-  reply[1] = seq;
-  put16(reply + 2, (uint32_t)len);
+  put16(reply + 1, seq);
+  put16(reply + 3, (uint32_t)len);
   size_t body = EDGERT_HEADER_BYTES + len;
   put32(reply + body, edgert_crc32(reply, body));
   size_t n = edgert_cobs_encode(reply, body + EDGERT_CRC_BYTES, out);
@@ -55,7 +56,7 @@ static size_t encode_reply(uint8_t *out, uint8_t cmd, uint8_t seq, size_t len) {
 }
 
 /* The reply to the request being executed: kept in tx for a retry. */
-static void send(uint8_t cmd, uint8_t seq, size_t len) {
+static void send(uint8_t cmd, uint16_t seq, size_t len) {
   tx_len = encode_reply(tx, cmd, seq, len);
   board_write(tx, tx_len);
 }
@@ -68,13 +69,13 @@ static void put_error(uint8_t request, uint8_t code, uint32_t detail) {
   put32(p + 4, detail);
 }
 
-static void send_error(uint8_t seq, uint8_t request, uint8_t code, uint32_t detail) {
+static void send_error(uint16_t seq, uint8_t request, uint8_t code, uint32_t detail) {
   put_error(request, code, detail);
   send(EDGERT_CMD_ERROR, seq, EDGERT_ERROR_PAYLOAD_BYTES);
 }
 
 /* An error about a frame that could not be read: not a reply to any executed request. */
-static void send_link_error(uint8_t seq, uint8_t request, uint8_t code, uint32_t detail) {
+static void send_link_error(uint16_t seq, uint8_t request, uint8_t code, uint32_t detail) {
   put_error(request, code, detail);
   board_write(link_tx, encode_reply(link_tx, EDGERT_CMD_ERROR, seq, EDGERT_ERROR_PAYLOAD_BYTES));
 }
@@ -89,7 +90,7 @@ void edgert_layer_hook(int layer, int phase) {
   }
 }
 
-static void do_hello(uint8_t seq, const uint8_t *p, size_t len) {
+static void do_hello(uint16_t seq, const uint8_t *p, size_t len) {
   if (len != EDGERT_HELLO_REQ_BYTES) {
     send_error(seq, EDGERT_CMD_HELLO, EDGERT_ERR_BAD_ARG, EDGERT_HELLO_REQ_BYTES);
     return;
@@ -115,7 +116,7 @@ static void do_hello(uint8_t seq, const uint8_t *p, size_t len) {
   send(EDGERT_CMD_HELLO | EDGERT_REPLY_BIT, seq, n + edgert_model_desc_bytes);
 }
 
-static void do_set_input(uint8_t seq, const uint8_t *p, size_t len) {
+static void do_set_input(uint16_t seq, const uint8_t *p, size_t len) {
   if (len < EDGERT_SET_INPUT_REQ_BYTES || p[0] >= EDGERT_NUM_INPUTS) {
     send_error(seq, EDGERT_CMD_SET_INPUT, EDGERT_ERR_BAD_ARG, EDGERT_NUM_INPUTS);
     return;
@@ -131,7 +132,7 @@ static void do_set_input(uint8_t seq, const uint8_t *p, size_t len) {
   send(EDGERT_CMD_SET_INPUT | EDGERT_REPLY_BIT, seq, 0);
 }
 
-static void do_invoke(uint8_t seq, const uint8_t *p, size_t len) {
+static void do_invoke(uint16_t seq, const uint8_t *p, size_t len) {
   if (len != EDGERT_INVOKE_REQ_BYTES) {
     send_error(seq, EDGERT_CMD_INVOKE, EDGERT_ERR_BAD_ARG, EDGERT_INVOKE_REQ_BYTES);
     return;
@@ -159,7 +160,7 @@ static void do_invoke(uint8_t seq, const uint8_t *p, size_t len) {
   send(EDGERT_CMD_INVOKE | EDGERT_REPLY_BIT, seq, EDGERT_INVOKE_REPLY_BYTES);
 }
 
-static void do_get_output(uint8_t seq, const uint8_t *p, size_t len) {
+static void do_get_output(uint16_t seq, const uint8_t *p, size_t len) {
   if (len != EDGERT_GET_OUTPUT_REQ_BYTES || p[0] >= EDGERT_NUM_OUTPUTS) {
     send_error(seq, EDGERT_CMD_GET_OUTPUT, EDGERT_ERR_BAD_ARG, EDGERT_NUM_OUTPUTS);
     return;
@@ -174,7 +175,7 @@ static void do_get_output(uint8_t seq, const uint8_t *p, size_t len) {
   send(EDGERT_CMD_GET_OUTPUT | EDGERT_REPLY_BIT, seq, n);
 }
 
-static void do_get_layers(uint8_t seq, const uint8_t *p, size_t len) {
+static void do_get_layers(uint16_t seq, const uint8_t *p, size_t len) {
   if (len != EDGERT_GET_LAYERS_REQ_BYTES) {
     send_error(seq, EDGERT_CMD_GET_LAYERS, EDGERT_ERR_BAD_ARG, EDGERT_GET_LAYERS_REQ_BYTES);
     return;
@@ -207,14 +208,15 @@ static void handle_frame(size_t encoded_len) {
     return;
   }
   size_t body = (size_t)n - EDGERT_CRC_BYTES;
-  uint8_t cmd = frame[0], seq = frame[1];
+  uint8_t cmd = frame[0];
+  uint16_t seq = (uint16_t)get16(frame + 1);
   uint32_t crc = edgert_crc32(frame, body);
   if (crc != get32(frame + body)) {
     send_link_error(seq, cmd, EDGERT_ERR_BAD_CRC, crc);
     return;
   }
   size_t len = body - EDGERT_HEADER_BYTES;
-  if (get16(frame + 2) != len) {
+  if (get16(frame + 3) != len) {
     send_link_error(seq, cmd, EDGERT_ERR_BAD_LENGTH, (uint32_t)len);
     return;
   }
@@ -225,7 +227,7 @@ static void handle_frame(size_t encoded_len) {
   /* A request numbered before the last one executed is a delayed copy of one the host has
    * moved past: executing it could overwrite the next sample's input. HELLO starts a new
    * numbering and is always served. */
-  if (last_valid && cmd != EDGERT_CMD_HELLO && seq != last_seq && (uint8_t)(last_seq - seq) < 128) {
+  if (last_valid && cmd != EDGERT_CMD_HELLO && seq != last_seq && (uint16_t)(last_seq - seq) < 0x8000u) {
     send_link_error(seq, cmd, EDGERT_ERR_STALE, last_seq);
     return;
   }
@@ -246,6 +248,16 @@ static void handle_frame(size_t encoded_len) {
   last_cmd = cmd;
   last_seq = seq;
   last_crc = crc;
+}
+
+void edgert_server_reset(void) {
+  rx_len = 0;
+  rx_overflow = 0;
+  tx_len = 0;
+  last_valid = 0;
+  synced = 0;
+  profiling = 0;
+  profiled = 0;
 }
 
 void edgert_server_byte(uint8_t byte) {

@@ -18,6 +18,11 @@ extern const uint32_t edgert_model_desc_bytes;
 
 void edgert_server_byte(uint8_t byte);
 
+/* Back to the state after power-on: no frame half received, no reply kept, not synced (the
+ * model's arena is left as it is, as a reset leaves RAM). For the fuzzer, which must start
+ * every input from the same state. */
+void edgert_server_reset(void);
+
 /* Called by the model around every layer (EDGERT_LAYER_HOOK); records layer times while a
  * profiled INVOKE runs. */
 void edgert_layer_hook(int layer, int phase);

@@ -203,3 +203,31 @@ def test_a_damaged_graph_is_refused(tmp_path, capsys, change, message):
     path = _damaged(tmp_path, change)
     code, err = _cli_error(capsys, ["build", str(path), "-o", str(tmp_path / "b")])
     assert code == 2 and message in err and "internal error" not in err
+
+
+@pytest.fixture(scope="module")
+def hello_build(tmp_path_factory):
+    from edgert import api
+    from tests.conftest import HELLO_WORLD
+
+    return api.build(HELLO_WORLD, "host", tmp_path_factory.mktemp("hello"))
+
+
+@pytest.mark.parametrize("value, message", [("-1", "'-1' is negative: give a number of samples, 0 or more"),
+                                            ("x", "'x' is not a whole number")])
+def test_a_random_count_that_is_no_count_is_refused(hello_build, capsys, value, message):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["validate", str(hello_build.dir), f"--random={value}"])
+    assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("x, message", [
+    (np.zeros((5, 3), np.int8), "cannot read samples of shape [1, 1] from an array of shape [5, 3]"),
+    # int16 samples that do not fit int8 (ones that fit are taken as they are: lossless)
+    (np.full((5, 1, 1), 300, np.int16), "is int8, the sample is int16"),
+])
+def test_a_dataset_that_does_not_match_the_model_is_refused(hello_build, tmp_path, capsys, x, message):
+    path = tmp_path / "d.npz"
+    np.savez(path, x=x)
+    code, err = _cli_error(capsys, ["validate", str(hello_build.dir), "--dataset", str(path)])
+    assert code == 2 and message in err and "hint:" in err
