@@ -58,12 +58,37 @@ def _padding_enum(where: str, padding: int) -> None:
                                f"({fb.Padding.VALID})", DAMAGED_MODEL)
 
 
-def _spatial(opts, x: Tensor, fh: int, fw: int, where: str) -> dict:
+def _output_size(n: "Node", padding: int, filt: tuple[int, int], stride: tuple[int, int],
+                 dilation: tuple[int, int] = (1, 1)) -> None:
+    """Refuse an output whose height or width is not what TFLite's padding rule gives (SAME:
+    ceil(in / stride); VALID: ceil((in - dilated filter + 1) / stride)): the kernels loop over
+    the output tensor's shape, so a wrong one would compute windows the model does not have."""
+    x, y = n.x, n.tensors[n.outs[0]]
+    if len(y.shape) != 4:
+        raise ModelFormatError(f"{n.where}: output {n.outs[0]} has shape {list(y.shape)}; {n.name} gives rank 4",
+                               DAMAGED_MODEL)
+    for axis, what in ((1, "height"), (2, "width")):
+        i, f, s, d = x.shape[axis], filt[axis - 1], stride[axis - 1], dilation[axis - 1]
+        span = (f - 1) * d + 1
+        want = -(-i // s) if padding == fb.Padding.SAME else -(-(i - span + 1) // s)
+        if want < 1:
+            raise ModelFormatError(f"{n.where}: the {what} of its window ({span}) is larger than the input's ({i}) "
+                                   "with VALID padding", DAMAGED_MODEL)
+        if y.shape[axis] != want:
+            mode = "SAME" if padding == fb.Padding.SAME else "VALID"
+            raise ModelFormatError(
+                f"{n.where}: output {n.outs[0]} has {what} {y.shape[axis]}, but {mode} padding over an input "
+                f"{what} of {i} with window {span} and stride {s} gives {want}", DAMAGED_MODEL)
+
+
+def _spatial(n: "Node", fh: int, fw: int) -> dict:
+    opts, x, where = n.opts, n.x, n.where
     sh, sw = opts.strideH, opts.strideW
     dh = getattr(opts, "dilationHFactor", 1)
     dw = getattr(opts, "dilationWFactor", 1)
     _at_least_one(where, stride_h=sh, stride_w=sw, dilation_h=dh, dilation_w=dw)
     _padding_enum(where, opts.padding)
+    _output_size(n, opts.padding, (fh, fw), (sh, sw), (dh, dw))
     return {
         "stride": (sh, sw),
         "dilation": (dh, dw),
@@ -244,13 +269,13 @@ def _ranks(n: Node, *ranks: int) -> None:
 def _conv2d(n: Node) -> Op:
     _ranks(n, 4, 4)
     w = n.tensor(1)
-    return n.op("conv2d", 3, **_spatial(n.opts, n.x, w.shape[1], w.shape[2], n.where), act=_act(n.opts, n.where))
+    return n.op("conv2d", 3, **_spatial(n, w.shape[1], w.shape[2]), act=_act(n.opts, n.where))
 
 
 def _depthwise_conv2d(n: Node) -> Op:
     _ranks(n, 4, 4)
     w = n.tensor(1)
-    return n.op("depthwise_conv2d", 3, **_spatial(n.opts, n.x, w.shape[1], w.shape[2], n.where), act=_act(n.opts, n.where),
+    return n.op("depthwise_conv2d", 3, **_spatial(n, w.shape[1], w.shape[2]), act=_act(n.opts, n.where),
                 depth_multiplier=w.shape[3] // n.x.shape[3])
 
 
@@ -267,6 +292,7 @@ def _pool(kind: str):
         _at_least_one(n.where, filter_height=o.filterHeight, filter_width=o.filterWidth, stride_h=o.strideH,
                       stride_w=o.strideW)
         _padding_enum(n.where, o.padding)
+        _output_size(n, o.padding, (o.filterHeight, o.filterWidth), (o.strideH, o.strideW))
         return n.op(kind, 1, filter=(o.filterHeight, o.filterWidth), stride=(o.strideH, o.strideW),
                     pad=(_pad(o.padding, x.shape[1], o.filterHeight, o.strideH),
                          _pad(o.padding, x.shape[2], o.filterWidth, o.strideW)),
@@ -285,7 +311,10 @@ def _plain(kind: str):
 
 
 def _softmax(n: Node) -> Op:
-    return n.op("softmax", 1, beta=float(np.float32(n.opts.beta)))
+    beta = float(np.float32(n.opts.beta))
+    if not (np.isfinite(beta) and beta > 0):
+        raise ModelFormatError(f"{n.where}: beta is {beta}, not a positive finite number", DAMAGED_MODEL)
+    return n.op("softmax", 1, beta=beta)
 
 
 def _pad_op(n: Node) -> Op:

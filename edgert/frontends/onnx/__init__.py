@@ -64,6 +64,10 @@ def _check_readable(model, path: str) -> None:
             raise ModelFormatError(f"{path}: {what} cannot be read ({type(e).__name__}: {str(e)[:120]})", fix) from None
 
     g = model.graph
+    if not g.output or not g.node:
+        what = "no graph outputs" if not g.output else "no nodes"
+        raise ModelFormatError(f"{path}: the ONNX model has {what} (an empty or cut-short file reads as one)",
+                               "export the model again (torch.onnx.export, or onnx.save)")
     for init in g.initializer:
         readable(f"initializer {init.name!r}", lambda init=init: numpy_helper.to_array(init))
     for node in g.node:
