@@ -21,8 +21,10 @@ run() {
 
 # Cortex-M: arm-none-eabi toolchain, QEMU system emulator, OpenOCD. Raspberry Pi / Jetson: the
 # aarch64 cross toolchain, user-mode QEMU, and OpenSSH (`edgert deploy`; the server for its tests).
+# clang and its runtime libraries (libFuzzer, the sanitizers): scripts/fuzz.py firmware.
 APT_PACKAGES=(gcc libc6-dev python3-venv gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm openocd
-              gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user openssh-client openssh-server)
+              gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user openssh-client openssh-server
+              clang libclang-rt-dev)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
