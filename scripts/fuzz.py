@@ -6,7 +6,7 @@
     .venv/bin/python scripts/fuzz.py loaders --runs 1000000      the TFLite and ONNX model loaders
                                                                    and the passes after them (atheris)
 
-`firmware` builds firmware/fuzz/server_fuzz.c with Debian's clang (-fsanitize=fuzzer,address,
+`firmware` builds tests/fuzz/server_fuzz.c with Debian's clang (-fsanitize=fuzzer,address,
 undefined, every sanitizer report fatal) around server.c, framing.c and the TFLite Micro
 hello_world model compiled for the host, and starts from the corpus in
 tests/fixtures/fuzz/server/. `loaders` mutates the bundled models' bytes (seeds: the
@@ -53,7 +53,7 @@ def build_server_fuzzer(work: Path = WORK, server: Path | None = None) -> Path:
     cmd = [tool("clang", "clang"), "-g", "-O1", "-std=c99", f"-fsanitize={SANITIZERS}",
            "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", f"-I{build.dir}", f"-I{rt}",
            *cortex_m.HOOK_FLAGS, *(str(build.dir / s) for s in cortex_m.MODEL_SOURCES), str(desc),
-           str(server or rt / "server.c"), str(rt / "framing.c"), str(REPO / "firmware" / "fuzz" / "server_fuzz.c"),
+           str(server or rt / "server.c"), str(rt / "framing.c"), str(REPO / "tests" / "fuzz" / "server_fuzz.c"),
            "-o", str(out), "-lm"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
