@@ -16,7 +16,7 @@ import numpy as np
 
 from edgert import flashing
 from edgert.device.session import DEFAULT_INVOKE_TIMEOUT, DEFAULT_TIMEOUT
-from edgert.errors import EdgertError, UserError
+from edgert.errors import DeviceError, EdgertError, UserError
 
 EXIT_OK, EXIT_BUG = 0, 1
 
@@ -253,14 +253,94 @@ def cmd_validate(args) -> int:
         raise UserError("nothing to validate: the dataset is empty and --random is 0", "give --dataset or --random N")
     thresholds = on_device.Thresholds(args.min_exact, args.max_diff, args.min_top1, args.min_accuracy)
     out = Path(args.report) if args.report else b.dir / "validation" / "report.json"
-    with connect(b, args.port, **_session_options(args)) as board:
-        report = on_device.validate(b, board, data, reference=args.reference, progress=sys.stderr.isatty(),
-                                    resume=args.resume, journal_path=out.parent / JOURNAL_FILE)
+    run = dict(reference=args.reference, progress=sys.stderr.isatty(), resume=args.resume,
+               journal_path=out.parent / JOURNAL_FILE)
+    if args.labgrid:
+        if args.port:
+            raise UserError("--port and --labgrid both name boards", "give one: --labgrid takes them from the farm")
+        report = _validate_on_farm(b, data, args, run)
+    else:
+        with connect(b, args.port, **_session_options(args)) as board:
+            report = on_device.validate(b, board, data, **run)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(on_device.format_report(report))
     print(f"\nreport: {out}")
     on_device.check(report, thresholds)
+    return EXIT_OK
+
+
+def _validate_on_farm(b, data, args, run: dict) -> dict:
+    """validate --labgrid: the samples sharded over the farm's boards (edgert.farm)."""
+    from edgert.farm import places
+    from edgert.farm.coordinator import Coordinator
+    from edgert.validate import on_device
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    tags = {**places.default_tags(b), **args.tags} if args.tags is not None else places.default_tags(b)
+    with Coordinator(args.coordinator) as coord:
+        want = args.boards if args.boards is not None else max(1, len(coord.places(tags)))
+        with places.acquired(coord, tags, want=want, at_least=args.boards_min, wait=args.wait, say=say) as names:
+            say(f"acquired {len(names)} place(s): {', '.join(names)}")
+            with places.boards(b, coord, names, method=args.method, timeout=args.timeout,
+                               invoke_timeout=args.invoke_timeout, trace=args.trace, say=say) as (ready, lost):
+                for name, why in lost.items():
+                    say(f"{name}: not used: {why}")
+                if not ready:
+                    raise DeviceError(f"none of the {len(names)} place(s) acquired could run {b.dir}",
+                                      "the reasons are above")
+                report = on_device.validate(b, ready, data, **run)
+    report["farm"] = {"coordinator": args.coordinator, "tags": tags, "acquired": names, "not_used": lost}
+    return report
+
+
+def _tags(text: str) -> dict[str, str]:
+    """--tags board=nucleo-f767zi,lab=2 -> {"board": "nucleo-f767zi", "lab": "2"}."""
+    out = {}
+    for item in filter(None, text.split(",")):
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise argparse.ArgumentTypeError(f"{item!r} is not KEY=VALUE")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _positive(text: str) -> int:
+    v = _count(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give 1 or more")
+    return v
+
+
+def cmd_farm_serve(args) -> int:
+    import signal
+    import time
+
+    from edgert import api
+    from edgert.farm.serve import Farm
+
+    b = api.load_build(args.build)
+    workdir = Path(args.workdir) if args.workdir else b.dir / "farm"
+    with Farm(b, boards=args.boards, workdir=workdir, coordinator=args.coordinator, name=args.name,
+              tags=args.tags, blank=args.blank) as farm:
+        state = "blank, in the serial bootloader" if args.blank else f"running {b.report['summary']['model']}"
+        print(f"labgrid coordinator {farm.address}: {len(farm.places)} emulated {b.meta.get('board') or b.meta['target']} "
+              f"place(s), {state}")
+        for place in farm.places:
+            print(f"  {place} (pid {farm.pids[place]})")
+        print(f"tags: {' '.join(f'{k}={v}' for k, v in farm.tags.items())}")
+        print(f"try: edgert validate {b.dir} --labgrid --coordinator {farm.address} --random 100")
+        print("serving until Ctrl-C", flush=True)
+        stop = []
+        signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+        try:
+            while not stop:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+    print("farm stopped")
     return EXIT_OK
 
 
@@ -483,7 +563,39 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", action="store_true",
                    help="continue a run that stopped: samples in the journal are not run again")
     _add_device_args(s)
+    farm = s.add_argument_group("a board farm (labgrid)")
+    farm.add_argument("--labgrid", action="store_true",
+                      help="take boards from a labgrid coordinator and share the samples among them")
+    farm.add_argument("--coordinator", default="127.0.0.1:20408", metavar="HOST:PORT",
+                      help="the labgrid coordinator (default 127.0.0.1:20408)")
+    farm.add_argument("--tags", type=_tags, default=None, metavar="KEY=VALUE[,...]",
+                      help="the places to use (default: board=<the build's board>)")
+    farm.add_argument("--boards", type=_positive, default=None, metavar="N",
+                      help="use up to N places (default: every matching one)")
+    farm.add_argument("--boards-min", type=_positive, default=1, metavar="M",
+                      help="wait while fewer than M places are free (default 1)")
+    farm.add_argument("--wait", type=float, default=600.0, metavar="SECONDS",
+                      help="how long to wait for --boards-min places (default 600)")
+    farm.add_argument("--method", choices=("serial-stm32", "smp", "none"), default=None,
+                      help="how to put the build on a place's board that runs another model (default: its "
+                           "board's first serial method; none: use only boards that already run it)")
     s.set_defaults(func=cmd_validate)
+
+    s = sub.add_parser("farm", help="emulated boards as labgrid places, to try a board farm without hardware")
+    farm_sub = s.add_subparsers(dest="farm_command", required=True)
+    s = farm_sub.add_parser("serve", help="start emulated boards, export them to a labgrid coordinator, serve "
+                                          "until Ctrl-C")
+    s.add_argument("build", help="a Cortex-M or Raspberry Pi build: the boards run it")
+    s.add_argument("--boards", type=_positive, default=2, help="how many boards (default 2)")
+    s.add_argument("--coordinator", metavar="HOST:PORT",
+                   help="a running labgrid coordinator (default: start one on a free loopback port)")
+    s.add_argument("--name", default="edgert", help="the exporter's name and the places' prefix (default edgert)")
+    s.add_argument("--tags", type=_tags, default=None, metavar="KEY=VALUE[,...]",
+                   help="more tags for the places (they get target=, board= and emulated=yes)")
+    s.add_argument("--blank", action="store_true",
+                   help="Cortex-M: start the boards in the serial bootloader, for validate --labgrid to flash")
+    s.add_argument("--workdir", help="where the boards' and labgrid's files go (default BUILD/farm)")
+    s.set_defaults(func=cmd_farm_serve)
 
     s = sub.add_parser("bench", help="latency and memory: a host build against TFLite and TFLite Micro, "
                                      "or models on a board target (instructions, arena, flash)")

@@ -72,32 +72,160 @@ def _percentile(values: list[int], q: float) -> int:
     return int(np.percentile(np.array(values, dtype=np.float64), q, method="nearest")) if values else 0
 
 
-def validate(build, board, dataset, *, reference: str = "auto", progress: bool = True,
+SLOW_FACTOR = 1.2  # a board whose median latency is this much over the boards' median is flagged
+
+
+@dataclass
+class _Worker:
+    """One board of a run and what it did."""
+
+    name: str
+    board: object                      # an edgert.device.board.Board
+    done: int = 0
+    dropped: dict | None = None        # {"after": samples done, "at": seconds into the run, "error": message}
+
+
+def validate(build, boards, dataset, *, reference: str = "auto", progress: bool = True,
              resume: bool = False, journal_path: Path | None = None) -> dict:
-    """Run ``dataset`` on ``board`` (an edgert.device.board.Board) and the reference. Each
-    sample is recorded in the journal (edgert.validate.journal; default
+    """Run ``dataset`` on ``boards`` and on the reference, and compare. ``boards``: one board
+    (an edgert.device.board.Board) or a list of (name, Board) that share the samples, each
+    taking the next one as it becomes free.
+
+    Each sample is recorded in the journal (edgert.validate.journal; default
     BUILD/validation/journal.jsonl) as soon as it is checked; with ``resume`` the samples
-    already there are taken from it and the rest run. A DeviceError that ends the run says
-    how many samples are safe in the journal."""
+    already there are taken from it and the rest run. A board that fails (a DeviceError) is
+    dropped: its sample goes back to the queue for the others, and the report says which board
+    dropped out, when and after how many samples. Only when every board has dropped out does
+    the run stop, with a DeviceError that says how many samples are safe in the journal."""
+    import threading
+    import time
+
     from tqdm import tqdm
 
+    workers = [_Worker(name, b) for name, b in boards] if isinstance(boards, list) else [_Worker("board", boards)]
+    if not workers:
+        raise UserError("no board to validate on", "give --port, or --labgrid with places that match")
     reference = resolve_reference(build, reference)
     ref = reference_runner(build, reference)
     outputs_spec = build.meta["io"]["outputs"]
     journal = Journal(journal_path or build.dir / "validation" / JOURNAL_FILE, build.meta["model_hash"], dataset,
                       resume=resume)
+    queue = [i for i in range(len(dataset)) if i not in journal.rows][::-1]  # popped from the end: in order
+    lock, ref_lock = threading.Condition(), threading.Lock()
+    in_flight = [0]  # samples on a board now: one may come back to the queue if its board fails
+    start = time.monotonic()
+    bar = tqdm(total=len(queue), desc="validating", unit="sample", disable=not progress, leave=False)
+
+    failures: list[BaseException] = []  # what is not a board dropping out ends the run, raised here
+
+    def give_back(i: int) -> None:
+        with lock:
+            queue.append(i)  # redone by another board, or by --resume
+            in_flight[0] -= 1
+            lock.notify_all()
+
+    def work(w: _Worker) -> None:
+        while True:
+            with lock:
+                while not queue and in_flight[0] and not failures:
+                    lock.wait()  # a sample still on another board may come back
+                if not queue or failures:
+                    return
+                i = queue.pop()
+                in_flight[0] += 1
+            try:
+                result = w.board.session.run(dataset.samples[i], outputs_spec)
+            except DeviceError as e:
+                w.dropped = {"after": w.done, "at": round(time.monotonic() - start, 1), "error": e.message,
+                             "hint": e.hint}
+                give_back(i)
+                return
+            except BaseException as e:  # noqa: BLE001 - handed to the main thread, which raises it
+                failures.append(e)
+                give_back(i)
+                return
+            with ref_lock:  # one reference interpreter for all boards
+                row = _compare(result, ref(dataset.samples[i]), w.board, dataset, i)
+            with lock:
+                journal.add(i, {**row, "board": w.name})
+                w.done += 1
+                in_flight[0] -= 1
+                lock.notify_all()
+                bar.update()
+
     try:
-        todo = [i for i in range(len(dataset)) if i not in journal.rows]
-        for i in tqdm(todo, desc="validating", unit="sample", disable=not progress, leave=False):
-            journal.add(i, _check_sample(board, ref, outputs_spec, dataset, i))
-        layers = profile_layers(build, board, dataset.samples[0]) if dataset.samples else []
-    except DeviceError as e:
-        raise DeviceError(e.message, f"{e.hint}; {len(journal.rows)} of {len(dataset)} samples are checked and "
-                                     f"kept in {journal.path}: run the same command with --resume to do the rest"
-                          ) from None
+        if len(workers) == 1:
+            work(workers[0])
+        else:
+            threads = [threading.Thread(target=work, args=(w,), name=w.name, daemon=True) for w in workers]
+            for t in threads:
+                t.start()
+            try:
+                for t in threads:
+                    t.join()
+            except KeyboardInterrupt as e:  # Ctrl-C: each board finishes its sample, the journal keeps it
+                with lock:
+                    failures.append(e)
+                    lock.notify_all()
+                for t in threads:
+                    t.join()
+        bar.close()
+        if failures:
+            raise failures[0]
+        alive = [w for w in workers if w.dropped is None]
+        if queue or not alive:
+            raise _all_dropped(workers, journal, len(dataset))
+        seconds = time.monotonic() - start  # the samples' wall time, the profiled inference not included
+        layers = profile_layers(build, alive[0].board, dataset.samples[0]) if dataset.samples else []
     finally:
         journal.close()
     rows = [{k: v for k, v in journal.rows[i].items() if k != "index"} for i in range(len(dataset))]
+    first = workers[0].board
+    report = _report(build, first, rows, reference, journal.resumed, layers)
+    ran = len(dataset) - journal.resumed
+    report["summary"].update(link=_link_totals(workers), seconds=round(seconds, 3),
+                             samples_per_second=round(ran / seconds, 2) if seconds > 0 else None)
+    if len(workers) > 1:
+        report["boards"] = _per_board(workers, rows)
+    return report
+
+
+def _all_dropped(workers: list[_Worker], journal: Journal, total: int) -> DeviceError:
+    safe = (f"{len(journal.rows)} of {total} samples are checked and kept in {journal.path}: run the same "
+            "command with --resume to do the rest")
+    if len(workers) == 1:
+        d = workers[0].dropped
+        return DeviceError(d["error"], f"{d['hint']}; {safe}")
+    lost = "; ".join(f"{w.name} after {w.dropped['after']} samples ({w.dropped['error']})" for w in workers)
+    return DeviceError(f"every board dropped out: {lost}", safe)
+
+
+def _link_totals(workers: list[_Worker]) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for w in workers:
+        for k, v in w.board.session.stats.summary().items():
+            totals[k] = totals.get(k, 0) + v
+    return totals
+
+
+def _per_board(workers: list[_Worker], rows: list[dict]) -> list[dict]:
+    """Each board's share of the run; a board much slower than its siblings is flagged."""
+    out = []
+    for w in workers:
+        mine = [r for r in rows if r.get("board") == w.name]
+        lat = [r["latency"] for r in mine]
+        out.append({"board": w.name, "samples": len(mine),
+                    "exact_rate": sum(r["exact"] for r in mine) / len(mine) if mine else None,
+                    "latency_p50": _percentile(lat, 50), "latency_p90": _percentile(lat, 90),
+                    "dropped": w.dropped, "slow": False})
+    medians = [b["latency_p50"] for b in out if b["samples"]]
+    typical = float(np.median(medians)) if medians else 0.0
+    for b in out:
+        b["slow"] = bool(b["samples"] and typical and b["latency_p50"] > SLOW_FACTOR * typical)
+    return out
+
+
+def _report(build, board, rows: list[dict], reference: str, resumed: int, layers: list[dict]) -> dict:
     latencies = [r["latency"] for r in rows]
     labelled = [r for r in rows if r["label"] is not None]
     n = len(rows)
@@ -115,8 +243,7 @@ def validate(build, board, dataset, *, reference: str = "auto", progress: bool =
         "latency_p50": _percentile(latencies, 50),
         "latency_p90": _percentile(latencies, 90),
         "latency_max": max(latencies, default=0),
-        "resumed": journal.resumed,
-        "link": board.session.stats.summary(),
+        "resumed": resumed,
     }
     mem = build.report.get("memory", {})
     return {
@@ -133,11 +260,8 @@ def validate(build, board, dataset, *, reference: str = "auto", progress: bool =
     }
 
 
-def _check_sample(board, ref, outputs_spec, dataset, i: int) -> dict:
-    """Sample ``i`` on the board and on the reference, compared."""
-    inputs = dataset.samples[i]
-    result = board.session.run(inputs, outputs_spec)
-    expected = ref(inputs)
+def _compare(result, expected, board, dataset, i: int) -> dict:
+    """Sample ``i``'s device result against the reference's outputs."""
     diff = max(float(np.max(np.abs(d.astype(np.float64) - np.asarray(e, dtype=np.float64).reshape(d.shape))))
                if d.size else 0.0 for d, e in zip(result.outputs, expected))
     exact = all(np.array_equal(d, np.asarray(e).reshape(d.shape)) for d, e in zip(result.outputs, expected))
@@ -200,6 +324,12 @@ def format_report(report: dict) -> str:
     link = s.get("link") or {}
     if any(link.values()):
         lines.append("  link faults      " + ", ".join(f"{v:,} {k}" for k, v in link.items() if v) + " (all survived)")
+    if report.get("boards"):
+        lines += ["", format_table(
+            [{**b, "exact": "-" if b["exact_rate"] is None else f"{b['exact_rate']:.1%}",
+              "note": _board_note(b)} for b in report["boards"]],
+            [("board", "board"), ("samples", "samples"), ("exact", "bit-exact"), ("latency_p50", f"p50 {unit}"),
+             ("latency_p90", f"p90 {unit}"), ("note", "")]), ""]
     flash, ram = m.get("flash") or {}, m.get("ram") or {}
     if flash:
         lines.append(f"  flash            {flash['total']:,} B (text {flash['text']:,}, rodata {flash['rodata']:,}, "
@@ -214,3 +344,13 @@ def format_report(report: dict) -> str:
                   format_table(report["layers"], [("layer", "layer"), ("source", "source"), ("latency", unit),
                                                   ("share", "%"), ("macs_per_unit", f"MACs/{unit[:5]}")])]
     return "\n".join(lines)
+
+
+def _board_note(b: dict) -> str:
+    notes = []
+    if b["dropped"]:
+        d = b["dropped"]
+        notes.append(f"dropped out {d['at']:g} s into the run, after {d['after']} samples: {d['error']}")
+    if b["slow"]:
+        notes.append(f"slow: median latency over {SLOW_FACTOR:g}x its siblings'")
+    return "; ".join(notes)
