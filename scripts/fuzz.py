@@ -62,30 +62,36 @@ def build_server_fuzzer(work: Path = WORK, server: Path | None = None) -> Path:
 
 
 def fuzz_firmware(runs: int | None, seconds: int | None, work: Path = WORK) -> dict:
-    """Run the server fuzzer; returns {"runs", "seconds", "crashes", "log"} (crashes: the
-    files libFuzzer wrote for inputs that failed)."""
+    """Run the server fuzzer from the committed corpus; see _run for what it returns."""
     binary = build_server_fuzzer(work)
-    corpus = work / "server-corpus"
-    corpus.mkdir(parents=True, exist_ok=True)
-    for seed in SERVER_CORPUS.iterdir():
-        shutil.copy(seed, corpus / seed.name)
-    artifacts = work / "server-findings"
-    artifacts.mkdir(exist_ok=True)
-    limit = [f"-runs={runs}"] if runs is not None else [f"-max_total_time={seconds}"]
     env = {**os.environ, "ASAN_OPTIONS": "abort_on_error=1:detect_leaks=1",
            "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1"}
+    return _run("server", [str(binary)], sorted(SERVER_CORPUS.iterdir()), work, runs, seconds, max_len=4096, env=env)
+
+
+def _run(name: str, argv: list[str], seeds, work: Path, runs: int | None, seconds: int | None, *, max_len: int,
+         env: dict | None = None) -> dict:
+    """One libFuzzer run (a libFuzzer binary, or atheris, which takes libFuzzer's flags) over
+    work/<name>-corpus, seeded with ``seeds``, its output in work/<name>-fuzz.log as it goes.
+    Returns {"runs": executions, "seconds", "crashes": the files of inputs that failed, "log"}."""
+    corpus, findings, log_path = work / f"{name}-corpus", work / f"{name}-findings", work / f"{name}-fuzz.log"
+    corpus.mkdir(parents=True, exist_ok=True)
+    findings.mkdir(exist_ok=True)
+    for seed in seeds:
+        shutil.copy(seed, corpus / seed.name)
+    limit = [f"-runs={runs}"] if runs is not None else [f"-max_total_time={seconds}"]
     start = time.monotonic()
-    proc = subprocess.run([str(binary), *limit, "-max_len=4096", "-print_final_stats=1",
-                           f"-artifact_prefix={artifacts}/", str(corpus)],
-                          capture_output=True, text=True, env=env)
+    with open(log_path, "w") as log:
+        proc = subprocess.run([*argv, *limit, f"-max_len={max_len}", "-print_final_stats=1",
+                               f"-artifact_prefix={findings}/", str(corpus)],
+                              stdout=log, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO)
     took = time.monotonic() - start
-    log = proc.stdout + proc.stderr
-    (work / "server-fuzz.log").write_text(log)
-    done = re.search(r"stat::number_of_executed_units:\s*(\d+)", log)
-    crashes = sorted(p.name for p in artifacts.iterdir())
+    text = log_path.read_text(errors="replace")
+    done = re.search(r"stat::number_of_executed_units:\s*(\d+)", text)
+    crashes = sorted(p.name for p in findings.iterdir())
     if proc.returncode != 0 and not crashes:
-        crashes = [f"libFuzzer exited {proc.returncode}: see {work / 'server-fuzz.log'}"]
-    return {"runs": int(done.group(1)) if done else 0, "seconds": took, "crashes": crashes, "log": log}
+        crashes = [f"{argv[0]} exited {proc.returncode}: see {log_path}"]
+    return {"runs": int(done.group(1)) if done else 0, "seconds": took, "crashes": crashes, "log": text}
 
 
 def write_server_seeds(folder: Path = SERVER_CORPUS) -> list[Path]:
@@ -143,27 +149,10 @@ def _load_or_refuse(path: Path) -> None:
 
 
 def fuzz_loaders(runs: int | None, seconds: int | None, work: Path = WORK) -> dict:
-    """Run atheris over the loaders in a child process (atheris takes over the process);
-    returns {"runs", "seconds", "crashes", "log"}."""
-    findings = work / "loader-findings"
-    findings.mkdir(parents=True, exist_ok=True)
-    corpus = work / "loader-corpus"
-    corpus.mkdir(exist_ok=True)
-    for seed in LOADER_SEEDS:
-        shutil.copy(seed, corpus / seed.name)
-    limit = [f"-runs={runs}"] if runs is not None else [f"-max_total_time={seconds}"]
-    start = time.monotonic()
-    proc = subprocess.run([sys.executable, __file__, "_loaders-child", *limit, "-max_len=65536",
-                           "-print_final_stats=1", f"-artifact_prefix={findings}/", str(corpus)],
-                          capture_output=True, text=True, cwd=REPO)
-    took = time.monotonic() - start
-    log = proc.stdout + proc.stderr
-    (work / "loader-fuzz.log").write_text(log)
-    done = re.search(r"stat::number_of_executed_units:\s*(\d+)", log)
-    crashes = sorted(p.name for p in findings.iterdir())
-    if proc.returncode != 0 and not crashes:
-        crashes = [f"atheris exited {proc.returncode}: see {work / 'loader-fuzz.log'}"]
-    return {"runs": int(done.group(1)) if done else 0, "seconds": took, "crashes": crashes, "log": log}
+    """Run atheris over the loaders, in a child process (atheris takes the process over); see
+    _run for what it returns."""
+    return _run("loader", [sys.executable, __file__, "_loaders-child"], LOADER_SEEDS, work, runs, seconds,
+                max_len=65536)
 
 
 def _loaders_child(argv: list[str]) -> None:
