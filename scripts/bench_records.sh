@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 edgert=.venv/bin/edgert
 mlperf=(models/mlperf_tiny/{ic_resnet8,kws_dscnn,vww_mobilenetv1,ad_toycar}_int8.tflite)
 want=("$@")
-all=(cortex-m7 cortex-m4 rpi4 rpi5 cortex-m7-lowbit cortex-m7-binary cortex-m7-mst cortex-m7-pruned)
+all=(cortex-m7 cortex-m4 rpi4 rpi5 cortex-m7-lowbit cortex-m7-binary cortex-m7-mst cortex-m7-pruned farm-scaling)
 [ ${#want[@]} -eq 0 ] && want=("${all[@]}")
 
 for record in "${want[@]}"; do
@@ -32,6 +32,9 @@ for record in "${want[@]}"; do
                 benchmarks/models/bconv_16x16x64_3x3x64_similar.tflite -o build/bench/mst --json benchmarks/cortex-m7-mst.json ;;
         cortex-m7-pruned)  # the digits CNN trained, pruned, quantized, validated, then benched
             BENCH_JSON=benchmarks/cortex-m7-pruned.json examples/digits_cnn.sh build/cnn ;;
+        farm-scaling)  # validation throughput on 1, 2 and 4 emulated boards of a labgrid farm (wall clock)
+            .venv/bin/python scripts/bench_farm.py models/mlperf_tiny/kws_dscnn_int8.tflite --boards 1,2,4 \
+                --samples 200 --json benchmarks/farm-scaling.json ;;
         *) echo "unknown record '$record': one of ${all[*]}" >&2; exit 2 ;;
     esac
 done

@@ -165,20 +165,25 @@ def lower_mean(c: KernelCtx) -> te.Tensor:
     X = c.act(op.inputs[0])
     red_axes = [te.reduce_axis((0, x.shape[d]), name=f"r{d}") for d in axes]
     kept_shape = tuple(x.shape[d] for d in keep) or (1,)
+    # The sums are computed in the output's own shape where it holds the kept dims in order
+    # (keep_dims: the reduced ones of extent 1), so that the schedule keeps one sum live at a
+    # time; a reshape after them would make it keep a whole row (576 channels: 2,304 bytes).
+    keep_dims = len(y.shape) == len(x.shape)
+    shape = tuple(y.shape) if keep_dims or tuple(y.shape) == kept_shape else kept_shape
     is_int = x.dtype is DType.I8
     acc_t = "int32" if is_int else "float32"
 
-    def index(kept, reds):
+    def index(out, reds):
+        kept = [out[d] for d in keep] if len(shape) == len(x.shape) else list(out)[:len(keep)]
         idx, ki, ri = [], iter(kept), iter(reds)
         for d in range(len(x.shape)):
             idx.append(next(ri) if d in axes else next(ki))
         return idx
 
-    def body(*kept):
-        kept = kept if keep else ()
-        return te.sum(X[tuple(index(kept, red_axes))].astype(acc_t), axis=red_axes)
+    def body(*out):
+        return te.sum(X[tuple(index(out, red_axes))].astype(acc_t), axis=red_axes)
 
-    acc = te.compute(kept_shape, body, name="acc")
+    acc = te.compute(shape, body, name="acc")
     a = op.attrs
     n = a["count"]
     if is_int:
@@ -187,5 +192,5 @@ def lower_mean(c: KernelCtx) -> te.Tensor:
             -128, 127, "int8")
     else:
         f = lambda *i: acc(*i) / tirx.const(float(n), "float32")
-    out = te.compute(kept_shape, f, name="out")
-    return out if tuple(y.shape) == kept_shape else reshape_view(out, y.shape)
+    out = te.compute(shape, f, name="out")
+    return out if tuple(y.shape) == shape else reshape_view(out, y.shape)

@@ -135,6 +135,8 @@ def validate(build, boards, dataset, *, reference: str = "auto", progress: bool 
                 in_flight[0] += 1
             try:
                 result = w.board.session.run(dataset.samples[i], outputs_spec)
+                with ref_lock:  # one reference interpreter for all boards
+                    row = _compare(result, ref(dataset.samples[i]), w.board, dataset, i)
             except DeviceError as e:
                 w.dropped = {"after": w.done, "at": round(time.monotonic() - start, 1), "error": e.message,
                              "hint": e.hint}
@@ -144,8 +146,6 @@ def validate(build, boards, dataset, *, reference: str = "auto", progress: bool 
                 failures.append(e)
                 give_back(i)
                 return
-            with ref_lock:  # one reference interpreter for all boards
-                row = _compare(result, ref(dataset.samples[i]), w.board, dataset, i)
             with lock:
                 journal.add(i, {**row, "board": w.name})
                 w.done += 1

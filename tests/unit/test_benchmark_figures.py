@@ -122,3 +122,18 @@ def test_cortex_m4_table_is_the_recorded_bench():
     for model, cells in table.items():
         r = rows[model]
         assert cells[1:] == [f"{r['latency']:,}", f"{r['arena']:,}", f"{r['flash']:,}"], f"{model}: README says {cells[1:]}"
+
+
+FARM_HEADER = "| boards | samples / s | vs one board |"
+
+
+def test_farm_scaling_table_is_the_recorded_bench():
+    record = json.loads((REPO / "benchmarks" / "farm-scaling.json").read_text())
+    assert record["command"].startswith("scripts/bench_farm.py ") and record["command"].endswith(
+        "--json benchmarks/farm-scaling.json")
+    table = _table(FARM_HEADER)
+    assert [int(b) for b in table] == [r["boards"] for r in record["rows"]] == [1, 2, 4]
+    for r in record["rows"]:
+        cells = table[str(r["boards"])]
+        assert cells[1:] == [f"{r['samples_per_second']:.1f}", f"{r['vs_one_board']:.2f}x"], cells
+        assert r["exact_rate"] == 1.0
