@@ -53,3 +53,22 @@ def check_window(where: str, kernel=(), strides=(), dilations=(), pads=()) -> No
     for name, values, minimum in (("kernel", kernel, 1), ("strides", strides, 1), ("dilations", dilations, 1),
                                   ("pads", pads, 0)):
         require_at_least(where, minimum, hint, **{f"{name}[{i}]": v for i, v in enumerate(values)})
+
+
+SHOWN_INDICES = 3  # a refused op's first few places, then how many more
+
+
+def unsupported_summary(found: list[tuple[str, str]], noun: str = "op") -> str:
+    """(op name, its place: "#3", or "#3 conv1" with the node's name) of every refused op -> one
+    entry per distinct op, in the order first met:
+    "HARD_SWISH x 17 (ops #1, #19, #23 and 14 more), TANH (op #4)"."""
+    where: dict[str, list[str]] = {}
+    for name, place in found:
+        where.setdefault(name, []).append(place)
+    parts = []
+    for name, places in where.items():
+        shown = ", ".join(places[:SHOWN_INDICES])
+        more = f" and {len(places) - SHOWN_INDICES} more" if len(places) > SHOWN_INDICES else ""
+        count = f" x {len(places)}" if len(places) > 1 else ""
+        parts.append(f"{name}{count} ({noun}{'s' if len(places) > 1 else ''} {shown}{more})")
+    return ", ".join(parts)

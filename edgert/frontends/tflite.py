@@ -16,7 +16,7 @@ from edgert.errors import DAMAGED_MODEL, ModelFormatError, UnsupportedError
 from edgert.ir import DType, Graph, IRError, Op, QuantParams, Tensor, verify
 
 from . import lce
-from .common import TFLITE_ACTIVATIONS, require_at_least, tflite_pad_before
+from .common import TFLITE_ACTIVATIONS, require_at_least, tflite_pad_before, unsupported_summary
 from .tflite_schema import schema as fb
 
 _BUILTIN_NAMES = {v: k for k, v in vars(fb.BuiltinOperator).items() if not k.startswith("_")}
@@ -453,15 +453,16 @@ def load(path: str | os.PathLike, data: bytes | None = None) -> Graph:
     ops = sg.operators or []
 
     names = [r.opcode_name(op, f"operator #{i}") for i, op in enumerate(ops)]
-    bad = [f"{n} (op #{i})" for i, n in enumerate(names) if n not in SUPPORTED_OPS]
+    bad = [(n, f"#{i}") for i, n in enumerate(names) if n not in SUPPORTED_OPS]
     if "DENSIFY" in names:  # the TFLite converter's EXPERIMENTAL_SPARSITY encoding
         raise UnsupportedError(
-            f"{path}: weights stored sparse-encoded, with DENSIFY ops ({', '.join(b for b in bad if b.startswith('DENSIFY'))})",
+            f"{path}: weights stored sparse-encoded, with DENSIFY ops "
+            f"({unsupported_summary([b for b in bad if b[0] == 'DENSIFY'])})",
             "convert without Optimize.EXPERIMENTAL_SPARSITY: edgert finds the zeros in dense weights itself and "
             "stores them sparse where that pays")
     if bad:
         raise UnsupportedError(
-            f"{path}: unsupported op{'s' if len(bad) > 1 else ''}: {', '.join(bad)}",
+            f"{path}: unsupported op{'s' if len(bad) > 1 else ''}: {unsupported_summary(bad)}",
             "supported TFLite ops: " + ", ".join(SUPPORTED_OPS),
         )
 

@@ -64,6 +64,24 @@ def test_unsupported_ops_listed_all_at_once(tmp_path, capsys):
     assert code == 2 and "TANH (op #0), GELU (op #1)" in err
 
 
+def test_unsupported_ops_are_grouped_one_entry_each(tmp_path, capsys):
+    b = ModelBuilder()
+    y = b.add_input((1, 8), "float32")
+    for _ in range(5):  # TANH five times, GELU once between them
+        z = b.add_tensor((1, 8), "float32")
+        b.add_op("TANH", [y], [z])
+        y = z
+        if _ == 1:
+            z = b.add_tensor((1, 8), "float32")
+            b.add_op("GELU", [y], [z])
+            y = z
+    b.set_outputs([y])
+    p = tmp_path / "ops.tflite"
+    p.write_bytes(b.build())
+    code, err = _cli_error(capsys, ["inspect", str(p)])
+    assert code == 2 and "unsupported ops: TANH x 5 (ops #0, #1, #3 and 2 more), GELU (op #2)" in err
+
+
 def test_unsupported_dtype(tmp_path):
     b = ModelBuilder()
     x = b.add_input((1, 8), "int16", scale=0.01, zero_point=0)

@@ -25,7 +25,7 @@ import numpy as np
 from edgert.errors import ModelFormatError, UnsupportedError
 from edgert.ir import DType, Graph, Op, Tensor, verify
 
-from ..common import TO_NCHW, TO_NHWC, check_window, onnx_nhwc_shape
+from ..common import TO_NCHW, TO_NHWC, check_window, onnx_nhwc_shape, unsupported_summary
 
 
 class _Reader:
@@ -237,10 +237,10 @@ def load(model, path: str) -> Graph:
     """A float32 ONNX model (checked and shape-inferred by edgert.frontends.onnx) -> edgert Graph
     (model attributes only)."""
     g = model.graph
-    bad = [f"{n.op_type} (node #{i} {n.name or ''})".replace(" )", ")") for i, n in enumerate(g.node)
-           if n.op_type not in TRANSLATE]
+    bad = [(n.op_type, f"#{i} {n.name}".strip()) for i, n in enumerate(g.node) if n.op_type not in TRANSLATE]
     if bad:
-        raise UnsupportedError(f"{path}: unsupported ONNX op{'s' if len(bad) > 1 else ''}: {', '.join(bad)}",
+        raise UnsupportedError(f"{path}: unsupported ONNX op{'s' if len(bad) > 1 else ''}: "
+                               f"{unsupported_summary(bad, 'node')}",
                                "supported ONNX ops: " + ", ".join(SUPPORTED_OPS))
     r = _Reader(model, path)
 

@@ -47,7 +47,7 @@ from edgert.ir import DType, Graph, Op, QuantParams, Tensor, verify
 from edgert.ir.activations import activation_named_by
 from edgert.ops.common import INT8_MAX, INT8_MIN, activation_range
 
-from ..common import TO_NCHW, TO_NHWC, check_window, same_pad_total
+from ..common import TO_NCHW, TO_NHWC, check_window, same_pad_total, unsupported_summary
 
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 ACTIVATION_OPS = ("Clip", "Relu")
@@ -279,11 +279,12 @@ class _Reader:
 
     def refuse_unsupported_ops(self) -> None:
         standard = ("", "ai.onnx")
-        bad = [_where(i, n) + ("" if n.domain in standard else f" of domain {n.domain}")
+        bad = [(n.op_type + ("" if n.domain in standard else f" of domain {n.domain}"), f"#{i} {n.name}".strip())
                for i, n in enumerate(self.g.node) if n.op_type not in SUPPORTED_OPS or n.domain not in standard]
         if bad:
             raise UnsupportedError(
-                f"{self.path}: unsupported ONNX op{'s' if len(bad) > 1 else ''} in a quantized model: {', '.join(bad)}",
+                f"{self.path}: unsupported ONNX op{'s' if len(bad) > 1 else ''} in a quantized model: "
+                f"{unsupported_summary(bad, 'node')}",
                 "supported ops in QDQ models: " + ", ".join(SUPPORTED_OPS))
 
     def graph_input(self, vi) -> str:
