@@ -418,6 +418,12 @@ def cmd_targets(args) -> int:
     from edgert.backends import backend
     from edgert.ops import REGISTRY
 
+    if args.markdown:
+        from edgert import support
+
+        print(support.markdown())
+        return EXIT_OK
+
     for name in targets.available():
         t = targets.load(name)
         print(f"{t.name:16} {t.kind:9} {t.description}")
@@ -616,6 +622,9 @@ def make_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("targets", help="list targets and their boards")
+    s.add_argument("--markdown", action="store_true",
+                   help="print what edgert compiles (ops read per model format, op kinds per target) as "
+                        "the README's Supported tables")
     s.set_defaults(func=cmd_targets)
 
     s = sub.add_parser("export", help="export a board build as a PlatformIO project")
