@@ -150,7 +150,8 @@ def test_a_conv_bnn_from_onnx_agrees_with_onnxruntime(tmp_path):
 
 
 def test_grouped_onnx_convolution_is_named(tmp_path):
+    # two groups of two channels: neither one group nor depthwise (which edgert reads)
     nodes = [helper.make_node("Conv", ["x", "W"], ["y"], group=2)]
-    path = _model(tmp_path, nodes, {"W": np.ones((4, 1, 3, 3))}, in_shape=[1, 2, 5, 5])
-    with pytest.raises(UnsupportedError, match=r"Conv #0: attribute group = 2"):
+    path = _model(tmp_path, nodes, {"W": np.ones((4, 2, 3, 3))}, in_shape=[1, 4, 5, 5])
+    with pytest.raises(UnsupportedError, match=r"Conv #0: attribute group = 2 over 4 input channels"):
         api.compile_model(path)

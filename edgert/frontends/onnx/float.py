@@ -1,8 +1,8 @@
 """ONNX (float32) -> edgert IR. Reads the file and translates; nothing else.
 
-This first ONNX front end covers the float32 graphs that binary networks export as
-(PyTorch's torch.onnx, or examples/train_bnn.py): Conv, MaxPool, BatchNormalization, MatMul,
-Gemm, Add, Mul, Sign, Relu, Softmax, Flatten, Reshape, Identity. Binary layers are
+It reads the float32 graphs PyTorch's torch.onnx writes for CNNs (SUPPORTED_OPS; Constant
+nodes are folded like initializers, Dropout is the identity, Clip to [0, 6] is ReLU6), and the
+graphs binary networks export as (examples/train_bnn.py). Binary layers are
 recognised afterwards, on the IR (edgert.passes.binarize): Sign on activations feeding a
 Conv or MatMul whose weights are +-1 (or Sign of a constant), with a per-channel Mul and Add.
 
@@ -39,7 +39,10 @@ class _Reader:
         self.g = model.graph
         self.consts: dict[str, np.ndarray] = {i.name: numpy_helper.to_array(i) for i in self.g.initializer}
         self.shapes: dict[str, tuple[int, ...]] = {}
+        constants = {o for node in self.g.node if node.op_type == "Constant" for o in node.output}
         for vi in list(self.g.input) + list(self.g.value_info) + list(self.g.output):
+            if vi.name in constants:  # read as constants (a Reshape's int64 shape, say)
+                continue
             dims = vi.type.tensor_type.shape.dim
             if vi.type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
                 raise UnsupportedError(f"{path}: tensor {vi.name} is "
@@ -107,6 +110,7 @@ class Node:
         self.attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
         self.ins = list(node.input)
         self.out = node.output[0]
+        self.outs = list(node.output)
         self.image_in = bool(self.ins) and self.ins[0] in r.images
 
     def emit(self, kind: str, ins: list[str], attrs: dict | None = None) -> None:
@@ -119,22 +123,31 @@ def _unary(kind: str, attrs: dict | None = None):
 
 
 def _conv(n: Node) -> None:
+    """Conv of one group, or depthwise (group = input channels): PyTorch's Conv2d with
+    groups=1 or groups=in_channels; other groupings are refused."""
     r, attrs, ins = n.r, n.attrs, n.ins
-    if attrs.get("group", 1) != 1:
-        raise UnsupportedError(f"{n.where}: attribute group = {attrs['group']}",
-                               "grouped ONNX convolutions are not read yet")
     if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
         raise UnsupportedError(f"{n.where}: attribute auto_pad = {attrs['auto_pad']!r}", "export with explicit pads")
     if ins[1] not in r.consts or r.consts[ins[1]].ndim != 4:
         raise UnsupportedError(f"{n.where}: the weights must be a constant 4-D tensor",
                                "edgert compiles models with constant weights")
+    w = r.consts[ins[1]]
+    group, channels = attrs.get("group", 1), r.shapes[ins[0]][1]
+    depthwise = group != 1 and group == channels and w.shape[1] == 1 and w.shape[0] % channels == 0
+    if group != 1 and not depthwise:
+        raise UnsupportedError(f"{n.where}: attribute group = {group} over {channels} input channels",
+                               "edgert reads ONNX convolutions of one group or depthwise ones (group = channels)")
     pads = attrs.get("pads", [0, 0, 0, 0])
-    check_window(n.where, r.consts[ins[1]].shape[2:], attrs.get("strides", [1, 1]), attrs.get("dilations", [1, 1]), pads)
-    wt = r.const(f"{ins[1]}/OHWI", np.transpose(r.consts[ins[1]], TO_NHWC))   # OIHW -> OHWI
+    check_window(n.where, w.shape[2:], attrs.get("strides", [1, 1]), attrs.get("dilations", [1, 1]), pads)
     b = r.const(ins[2], r.consts[ins[2]].reshape(-1)) if len(ins) > 2 and ins[2] else ""
-    n.emit("conv2d", [r.act(ins[0]), wt, b], {"stride": tuple(attrs.get("strides", [1, 1])),
-                                  "dilation": tuple(attrs.get("dilations", [1, 1])),
-                                  "pad": (pads[0], pads[1]), "act": "none"})
+    spatial = {"stride": tuple(attrs.get("strides", [1, 1])), "dilation": tuple(attrs.get("dilations", [1, 1])),
+               "pad": (pads[0], pads[1]), "act": "none"}
+    if depthwise:  # [C*M, 1, kH, kW] -> TFLite's depthwise layout [1, kH, kW, C*M]
+        wt = r.const(f"{ins[1]}/1HWC", np.transpose(w, (1, 2, 3, 0)))
+        n.emit("depthwise_conv2d", [r.act(ins[0]), wt, b], {**spatial, "depth_multiplier": w.shape[0] // channels})
+    else:
+        wt = r.const(f"{ins[1]}/OHWI", np.transpose(w, TO_NHWC))   # OIHW -> OHWI
+        n.emit("conv2d", [r.act(ins[0]), wt, b], spatial)
 
 
 def _max_pool(n: Node) -> None:
@@ -211,8 +224,90 @@ def _flatten(n: Node) -> None:
     n.emit("reshape", [src])
 
 
+def _constant_value(n: Node) -> np.ndarray:
+    from onnx import numpy_helper
+
+    if "value" in n.attrs:
+        return numpy_helper.to_array(n.attrs["value"])
+    for key in ("value_float", "value_int"):
+        if key in n.attrs:
+            return np.array(n.attrs[key], np.float32 if key == "value_float" else np.int64)
+    for key in ("value_floats", "value_ints"):
+        if key in n.attrs:
+            return np.array(n.attrs[key], np.float32 if key == "value_floats" else np.int64)
+    raise UnsupportedError(f"{n.where}: a Constant of {sorted(n.attrs)}", "export numeric constants")
+
+
+def _clip(n: Node) -> None:
+    """Clip to [0, 6] is ReLU6 and to [0, +inf) ReLU (torch's ReLU6 and hardtanh exports); others are refused."""
+    r = n.r
+    bounds = []
+    for pos, default in ((1, -np.inf), (2, np.inf)):
+        name = n.ins[pos] if len(n.ins) > pos else ""
+        if name and name not in r.consts:
+            raise UnsupportedError(f"{n.where}: its {'min' if pos == 1 else 'max'} is computed, not a constant",
+                                   "export Clip with constant bounds")
+        bounds.append(float(r.consts[name].reshape(-1)[0]) if name else default)
+    kind = {(0.0, 6.0): "relu6", (0.0, np.inf): "relu"}.get(tuple(bounds))
+    if kind is None:
+        raise UnsupportedError(f"{n.where}: Clip to [{bounds[0]:g}, {bounds[1]:g}]",
+                               "edgert reads Clip to [0, 6] (ReLU6) and [0, inf) (ReLU)")
+    n.emit(kind, [r.act(n.ins[0])])
+
+
+def _leaky_relu(n: Node) -> None:
+    n.emit("leaky_relu", [n.r.act(n.ins[0])], {"alpha": float(n.attrs.get("alpha", 0.01))})
+
+
+def _average_pool(n: Node) -> None:
+    attrs = n.attrs
+    k = attrs["kernel_shape"]
+    pads = attrs.get("pads", [0, 0, 0, 0])
+    check_window(n.where, k, attrs.get("strides", [1, 1]), [1, 1], pads)
+    if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET") or len(k) != 2 or attrs.get("ceil_mode", 0):
+        raise UnsupportedError(f"{n.where}: AveragePool with auto_pad, ceil_mode or not 2-D",
+                               "export AvgPool2d with explicit pads")
+    if attrs.get("count_include_pad", 0) and any(pads):
+        raise UnsupportedError(f"{n.where}: AveragePool with count_include_pad over padding",
+                               "export with count_include_pad=False (edgert, like TFLite, averages the taps inside)")
+    n.emit("avg_pool2d", [n.r.act(n.ins[0])], {"filter": tuple(k), "stride": tuple(attrs.get("strides", [1, 1])),
+                                              "pad": (pads[0], pads[1]), "act": "none"})
+
+
+def _global_average_pool(n: Node) -> None:
+    n.emit("mean", [n.r.act(n.ins[0])], {"axes": (1, 2), "keep_dims": True})  # H and W of the NHWC image
+
+
+def _concat(n: Node) -> None:
+    r = n.r
+    rank = len(r.shapes[n.out])
+    axis = n.attrs["axis"] % rank
+    if n.image_in:
+        if not all(i in r.images for i in n.ins):
+            raise UnsupportedError(f"{n.where}: Concat of an image with a tensor that is not one",
+                                   "concatenate images with images")
+        axis = TO_NCHW[axis]  # NCHW axis -> the same axis of the NHWC image
+    n.emit("concat", [r.act(i) for i in n.ins], {"axis": axis, "act": "none"})
+
+
+def _dropout(n: Node) -> None:
+    """Dropout at inference: the identity (a mask output, where asked for, is not computed)."""
+    if len(n.outs) > 1 and n.outs[1]:
+        raise UnsupportedError(f"{n.where}: Dropout's mask output is used", "export the model in eval mode")
+    n.emit("reshape", [n.r.act(n.ins[0])])
+
+
 #: ONNX op type -> its translation (writing IR ops through the node's reader)
 TRANSLATE = {
+    "Abs": _unary("abs"),
+    "AveragePool": _average_pool,
+    "Clip": _clip,
+    "Concat": _concat,
+    "Dropout": _dropout,
+    "GlobalAveragePool": _global_average_pool,
+    "HardSwish": _unary("hard_swish"),
+    "LeakyRelu": _leaky_relu,
+    "Sigmoid": _unary("logistic"),
     "Add": _binary,
     "BatchNormalization": _batch_norm,
     "Conv": _conv,
@@ -228,16 +323,17 @@ TRANSLATE = {
     "Sign": _unary("sign"),
     "Softmax": _softmax,
 }
-SUPPORTED_OPS = tuple(TRANSLATE)
+SUPPORTED_OPS = tuple(sorted((*TRANSLATE, "Constant")))
 #: ops whose output is an image when their first input is one (Conv and MaxPool always are)
-_IMAGE_PRESERVING = ("Relu", "Sign", "Add", "Mul", "Sub", "Identity", "BatchNormalization")
+_IMAGE_PRESERVING = ("Relu", "Sign", "Add", "Mul", "Sub", "Identity", "BatchNormalization", "Abs", "AveragePool",
+                     "Clip", "Concat", "Dropout", "GlobalAveragePool", "HardSwish", "LeakyRelu", "Sigmoid")
 
 
 def load(model, path: str) -> Graph:
     """A float32 ONNX model (checked and shape-inferred by edgert.frontends.onnx) -> edgert Graph
     (model attributes only)."""
     g = model.graph
-    bad = [(n.op_type, f"#{i} {n.name}".strip()) for i, n in enumerate(g.node) if n.op_type not in TRANSLATE]
+    bad = [(n.op_type, f"#{i} {n.name}".strip()) for i, n in enumerate(g.node) if n.op_type not in SUPPORTED_OPS]
     if bad:
         raise UnsupportedError(f"{path}: unsupported ONNX op{'s' if len(bad) > 1 else ''}: "
                                f"{unsupported_summary(bad, 'node')}",
@@ -261,6 +357,10 @@ def load(model, path: str) -> Graph:
         n = Node(r, node, f"{node.op_type} #{i}" + (f" ({node.name})" if node.name else ""))
         if node.op_type in ("Conv", "MaxPool") or (n.image_in and node.op_type in _IMAGE_PRESERVING):
             r.images.add(n.out)
+        if node.op_type == "Constant":  # every PyTorch export writes some: a constant like an initializer
+            r.consts[n.out] = _constant_value(n)
+            r.images.discard(n.out)
+            continue
         # constant folding of weight binarisation and pass-throughs
         if node.op_type in ("Sign", "Identity") and n.ins[0] in r.consts:
             r.consts[n.out] = np.sign(r.consts[n.ins[0]]) if node.op_type == "Sign" else r.consts[n.ins[0]]
