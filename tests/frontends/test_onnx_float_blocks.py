@@ -102,6 +102,40 @@ def test_a_block_of_branches_and_pointwise_ops(tmp_path):
     _check(tmp_path, nodes, [_init(rng, "wa", (4, 2, 3, 3)), _init(rng, "wb", (3, 2, 1, 1))], [1, 2, 8, 8])
 
 
+def test_padding_then_a_valid_convolution(tmp_path):
+    # torch's ZeroPad2d / ConstantPad2d before a convolution without padding of its own
+    rng = np.random.default_rng(5)
+    pads = numpy_helper.from_array(np.array([0, 0, 1, 2, 0, 0, 2, 0], np.int64), "pads")
+    nodes = [_const("v", 0.5), helper.make_node("Pad", ["x", "pads", "v"], ["p"]),
+             helper.make_node("Conv", ["p", "w"], ["y"], kernel_shape=[3, 3])]
+    _check(tmp_path, nodes, [pads, _init(rng, "w", (3, 2, 3, 3))], [1, 2, 5, 6])
+
+
+def test_a_1d_audio_model(tmp_path):
+    # Conv1d / BatchNorm1d / MaxPool1d / AvgPool1d over [N, C, L] signals, held as [N, 1, L, C]
+    rng = np.random.default_rng(6)
+    bn = [_init(rng, n, (6,), 0.2) for n in ("g", "be", "mu")] + [
+        numpy_helper.from_array(rng.uniform(0.5, 1.5, 6).astype(np.float32), "var")]
+    nodes = [helper.make_node("Conv", ["x", "w0", "b0"], ["c0"], kernel_shape=[5], strides=[2], pads=[2, 1]),
+             helper.make_node("BatchNormalization", ["c0", "g", "be", "mu", "var"], ["n0"]),
+             helper.make_node("Relu", ["n0"], ["r0"]),
+             helper.make_node("MaxPool", ["r0"], ["p0"], kernel_shape=[2], strides=[2]),
+             helper.make_node("Conv", ["p0", "dw"], ["c1"], kernel_shape=[3], pads=[1, 1], group=6, dilations=[1]),
+             helper.make_node("AveragePool", ["c1"], ["p1"], kernel_shape=[3], strides=[1], pads=[1, 1]),
+             helper.make_node("Flatten", ["p1"], ["f"]),
+             helper.make_node("Gemm", ["f", "fc"], ["y"], transB=1)]
+    inits = [_init(rng, "w0", (6, 2, 5)), _init(rng, "b0", (6,)), *bn, _init(rng, "dw", (6, 1, 3)),
+             _init(rng, "fc", (4, 6 * 8))]
+    _check(tmp_path, nodes, inits, [1, 2, 32])
+
+
+def test_a_1d_signal_out(tmp_path):
+    rng = np.random.default_rng(7)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[3], pads=[1, 1]),
+             helper.make_node("Relu", ["c"], ["y"])]
+    _check(tmp_path, nodes, [_init(rng, "w", (3, 2, 3))], [1, 2, 9])
+
+
 def test_a_residual_block(tmp_path):
     rng = np.random.default_rng(4)
     nodes = [helper.make_node("Conv", ["x", "w0", "b0"], ["c0"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),

@@ -69,13 +69,18 @@ class _Reader:
         self.tensors[t] = Tensor(t, tuple(data.shape), DType.from_numpy(data.dtype), data=data)
         return t
 
+    def image_shape(self, name: str) -> tuple[int, ...]:
+        """An image's ONNX shape as 4-D NCHW: a 1-D signal [N, C, L] is the image [N, C, 1, L]."""
+        shape = self.shapes[name]
+        return shape if len(shape) == 4 else (shape[0], shape[1], 1, shape[2])
+
     def act(self, name: str) -> str:
         if name in self.consts:
             return self.const(name, self.consts[name])
         t = self.tname(name)
         if t not in self.tensors:
-            shape = self.shapes[name]
-            self.tensors[t] = Tensor(t, onnx_nhwc_shape(shape) if name in self.images else shape, DType.F32)
+            shape = onnx_nhwc_shape(self.image_shape(name)) if name in self.images else self.shapes[name]
+            self.tensors[t] = Tensor(t, shape, DType.F32)
         return t
 
     def fresh(self, shape) -> str:
@@ -94,6 +99,8 @@ class _Reader:
         v = self.consts[name]
         if v.size == 1:
             return self.const(name, v.reshape(()))
+        if v.ndim >= 2 and v.shape[-1] == 1 and v.size == max(v.shape):  # [C, 1] next to a 1-D signal
+            return self.const(f"{name}/C", v.reshape(-1))
         if v.ndim >= 3 and all(d == 1 for d in v.shape[-2:]) and v.size == v.shape[-3]:
             return self.const(f"{name}/C", v.reshape(-1))
         raise UnsupportedError(f"{where}: constant {name} of shape {list(v.shape)} next to an image",
@@ -128,20 +135,20 @@ def _conv(n: Node) -> None:
     r, attrs, ins = n.r, n.attrs, n.ins
     if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
         raise UnsupportedError(f"{n.where}: attribute auto_pad = {attrs['auto_pad']!r}", "export with explicit pads")
-    if ins[1] not in r.consts or r.consts[ins[1]].ndim != 4:
-        raise UnsupportedError(f"{n.where}: the weights must be a constant 4-D tensor",
+    if ins[1] not in r.consts or r.consts[ins[1]].ndim not in (3, 4):
+        raise UnsupportedError(f"{n.where}: the weights must be a constant 3-D or 4-D tensor",
                                "edgert compiles models with constant weights")
     w = r.consts[ins[1]]
-    group, channels = attrs.get("group", 1), r.shapes[ins[0]][1]
+    k, strides, dilations, pads = _window_2d(n, w.shape[2:])
+    if w.ndim == 3:  # Conv1d: [O, I, k] is the 2-D [O, I, 1, k] over the signal held as [N, 1, L, C]
+        w = w[:, :, None, :]
+    group, channels = attrs.get("group", 1), r.image_shape(ins[0])[1]
     depthwise = group != 1 and group == channels and w.shape[1] == 1 and w.shape[0] % channels == 0
     if group != 1 and not depthwise:
         raise UnsupportedError(f"{n.where}: attribute group = {group} over {channels} input channels",
                                "edgert reads ONNX convolutions of one group or depthwise ones (group = channels)")
-    pads = attrs.get("pads", [0, 0, 0, 0])
-    check_window(n.where, w.shape[2:], attrs.get("strides", [1, 1]), attrs.get("dilations", [1, 1]), pads)
     b = r.const(ins[2], r.consts[ins[2]].reshape(-1)) if len(ins) > 2 and ins[2] else ""
-    spatial = {"stride": tuple(attrs.get("strides", [1, 1])), "dilation": tuple(attrs.get("dilations", [1, 1])),
-               "pad": (pads[0], pads[1]), "act": "none"}
+    spatial = {"stride": strides, "dilation": dilations, "pad": (pads[0], pads[1]), "act": "none"}
     if depthwise:  # [C*M, 1, kH, kW] -> TFLite's depthwise layout [1, kH, kW, C*M]
         wt = r.const(f"{ins[1]}/1HWC", np.transpose(w, (1, 2, 3, 0)))
         n.emit("depthwise_conv2d", [r.act(ins[0]), wt, b], {**spatial, "depth_multiplier": w.shape[0] // channels})
@@ -150,17 +157,31 @@ def _conv(n: Node) -> None:
         n.emit("conv2d", [r.act(ins[0]), wt, b], spatial)
 
 
+def _window_2d(n: Node, kernel) -> tuple[tuple, tuple, tuple, tuple]:
+    """A Conv's or pool's window as 2-D (kernel, strides, dilations, pads [top, left, bottom,
+    right]), a 1-D one as the window of height 1 over the signal held as [N, 1, L, C];
+    checked (edgert.frontends.common.check_window)."""
+    attrs = n.attrs
+    if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+        raise UnsupportedError(f"{n.where}: attribute auto_pad = {attrs['auto_pad']!r}", "export with explicit pads")
+    if len(kernel) not in (1, 2):
+        raise UnsupportedError(f"{n.where}: a {len(kernel)}-D window", "edgert reads 1-D and 2-D convolutions and pools")
+    one_d = len(kernel) == 1
+    strides, dilations = list(attrs.get("strides", [1] * len(kernel))), list(attrs.get("dilations", [1] * len(kernel)))
+    pads = list(attrs.get("pads", [0] * 2 * len(kernel)))
+    check_window(n.where, kernel, strides, dilations, pads)
+    if one_d:
+        return (1, *kernel), (1, *strides), (1, *dilations), (0, pads[0], 0, pads[1])
+    return tuple(kernel), tuple(strides), tuple(dilations), tuple(pads)
+
+
 def _max_pool(n: Node) -> None:
     attrs = n.attrs
-    k = attrs["kernel_shape"]
-    pads = attrs.get("pads", [0, 0, 0, 0])
-    check_window(n.where, k, attrs.get("strides", [1, 1]), attrs.get("dilations", [1, 1]), pads)
-    if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET") or len(k) != 2 \
-            or attrs.get("ceil_mode", 0) or any(d != 1 for d in attrs.get("dilations", [1, 1])):
-        raise UnsupportedError(f"{n.where}: MaxPool with auto_pad, ceil_mode, dilation or not 2-D",
-                               "export MaxPool2d with explicit pads")
-    n.emit("max_pool2d", [n.r.act(n.ins[0])], {"filter": tuple(k), "stride": tuple(attrs.get("strides", [1, 1])),
-                                              "pad": (pads[0], pads[1]), "act": "none"})
+    k, strides, dilations, pads = _window_2d(n, attrs["kernel_shape"])
+    if attrs.get("ceil_mode", 0) or any(d != 1 for d in dilations):
+        raise UnsupportedError(f"{n.where}: MaxPool with ceil_mode or dilation", "export MaxPool with explicit pads")
+    n.emit("max_pool2d", [n.r.act(n.ins[0])], {"filter": k, "stride": strides, "pad": (pads[0], pads[1]),
+                                              "act": "none"})
 
 
 def _batch_norm(n: Node) -> None:
@@ -170,6 +191,9 @@ def _batch_norm(n: Node) -> None:
         raise UnsupportedError(f"{n.where}: batch-norm parameters must be constants", "export in eval mode")
     scale = (gamma.astype(np.float64) / np.sqrt(var.astype(np.float64) + n.attrs.get("epsilon", 1e-5)))
     shift = beta - mean * scale
+    rank = len(r.shapes[ins[0]])
+    if not n.image_in and rank > 2:  # channels on axis 1 of a tensor held as ONNX holds it: [C, 1, ...]
+        scale, shift = (v.reshape((-1,) + (1,) * (rank - 2)) for v in (scale, shift))
     mid = r.fresh(r.tensors[r.act(ins[0])].shape)
     r.emit("mul", [r.act(ins[0]), r.const(f"{n.out}/scale", scale.astype(np.float32))], [mid], {"act": "none"},
            n.where)
@@ -218,7 +242,7 @@ def _flatten(n: Node) -> None:
     r = n.r
     src = r.act(n.ins[0])
     if n.image_in:  # flatten in ONNX's (c, h, w) order
-        nchw = r.fresh(r.shapes[n.ins[0]])
+        nchw = r.fresh(r.image_shape(n.ins[0]))
         r.emit("transpose", [src], [nchw], {"perm": TO_NCHW}, n.where)
         src = nchw
     n.emit("reshape", [src])
@@ -261,17 +285,14 @@ def _leaky_relu(n: Node) -> None:
 
 def _average_pool(n: Node) -> None:
     attrs = n.attrs
-    k = attrs["kernel_shape"]
-    pads = attrs.get("pads", [0, 0, 0, 0])
-    check_window(n.where, k, attrs.get("strides", [1, 1]), [1, 1], pads)
-    if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET") or len(k) != 2 or attrs.get("ceil_mode", 0):
-        raise UnsupportedError(f"{n.where}: AveragePool with auto_pad, ceil_mode or not 2-D",
-                               "export AvgPool2d with explicit pads")
+    k, strides, _, pads = _window_2d(n, attrs["kernel_shape"])
+    if attrs.get("ceil_mode", 0):
+        raise UnsupportedError(f"{n.where}: AveragePool with ceil_mode", "export AvgPool with ceil_mode=False")
     if attrs.get("count_include_pad", 0) and any(pads):
         raise UnsupportedError(f"{n.where}: AveragePool with count_include_pad over padding",
                                "export with count_include_pad=False (edgert, like TFLite, averages the taps inside)")
-    n.emit("avg_pool2d", [n.r.act(n.ins[0])], {"filter": tuple(k), "stride": tuple(attrs.get("strides", [1, 1])),
-                                              "pad": (pads[0], pads[1]), "act": "none"})
+    n.emit("avg_pool2d", [n.r.act(n.ins[0])], {"filter": k, "stride": strides, "pad": (pads[0], pads[1]),
+                                              "act": "none"})
 
 
 def _global_average_pool(n: Node) -> None:
@@ -286,8 +307,36 @@ def _concat(n: Node) -> None:
         if not all(i in r.images for i in n.ins):
             raise UnsupportedError(f"{n.where}: Concat of an image with a tensor that is not one",
                                    "concatenate images with images")
+        if rank == 3:  # [N, C, L] is the image [N, C, 1, L]
+            axis += axis == 2
         axis = TO_NCHW[axis]  # NCHW axis -> the same axis of the NHWC image
     n.emit("concat", [r.act(i) for i in n.ins], {"axis": axis, "act": "none"})
+
+
+def _pad(n: Node) -> None:
+    """Pad in constant mode, its pads (begins, then ends, per axis) a constant; an image's are
+    taken from NCHW to the NHWC image's axes."""
+    r = n.r
+    mode = n.attrs.get("mode", b"constant")
+    if mode not in (b"constant", "constant"):
+        raise UnsupportedError(f"{n.where}: Pad mode {mode.decode() if isinstance(mode, bytes) else mode}",
+                               "edgert reads constant padding")
+    names = n.ins[1:]
+    if not names or names[0] not in r.consts or (len(names) > 1 and names[1] and names[1] not in r.consts) or \
+            (len(names) > 2 and names[2]):
+        raise UnsupportedError(f"{n.where}: its pads or value are computed, or it pads chosen axes",
+                               "export Pad with constant pads")
+    pads = [int(v) for v in r.consts[names[0]].reshape(-1)]
+    rank = len(pads) // 2
+    if any(v < 0 for v in pads):
+        raise UnsupportedError(f"{n.where}: negative pads {pads} (a crop)", "export the crop as a Slice")
+    pairs = [(pads[d], pads[d + rank]) for d in range(rank)]
+    if n.image_in:
+        if rank == 3:  # [N, C, L] is the image [N, C, 1, L]
+            pairs.insert(2, (0, 0))
+        pairs = [pairs[d] for d in TO_NHWC]  # NHWC axis k is NCHW axis TO_NHWC[k]
+    value = float(r.consts[names[1]].reshape(-1)[0]) if len(names) > 1 and names[1] else 0.0
+    n.emit("pad", [r.act(n.ins[0])], {"pads": tuple(pairs), "value": value})
 
 
 def _dropout(n: Node) -> None:
@@ -316,6 +365,7 @@ TRANSLATE = {
     "Identity": _unary("reshape"),
     "MatMul": _matmul,
     "MaxPool": _max_pool,
+    "Pad": _pad,
     "Mul": _binary,
     "Sub": _binary,
     "Relu": _unary("relu"),
@@ -326,7 +376,19 @@ TRANSLATE = {
 SUPPORTED_OPS = tuple(sorted((*TRANSLATE, "Constant")))
 #: ops whose output is an image when their first input is one (Conv and MaxPool always are)
 _IMAGE_PRESERVING = ("Relu", "Sign", "Add", "Mul", "Sub", "Identity", "BatchNormalization", "Abs", "AveragePool",
-                     "Clip", "Concat", "Dropout", "GlobalAveragePool", "HardSwish", "LeakyRelu", "Sigmoid")
+                     "Clip", "Concat", "Dropout", "GlobalAveragePool", "HardSwish", "LeakyRelu", "Pad", "Sigmoid")
+
+
+#: ops over a window of an image (or a 1-D signal): their input must be one, their output is one
+_WINDOWED = ("Conv", "MaxPool", "AveragePool")
+
+
+def _is_image_input(g, name: str, shape) -> bool:
+    """A 4-D graph input is an NCHW image; a 3-D one an NCL signal where windowed ops read it."""
+    if len(shape) == 4:
+        return True
+    readers = [node.op_type for node in g.node if name in node.input]
+    return len(shape) == 3 and bool(readers) and all(op in _WINDOWED for op in readers)
 
 
 def load(model, path: str) -> Graph:
@@ -344,18 +406,22 @@ def load(model, path: str) -> Graph:
     for i in g.input:
         if i.name in r.consts:
             continue
-        if len(r.shapes[i.name]) == 4:  # NCHW in, NHWC inside
+        if _is_image_input(g, i.name, r.shapes[i.name]):  # NCHW in, NHWC inside
             outer = r.tname(i.name + " (NCHW)")
             r.tensors[outer] = Tensor(outer, r.shapes[i.name], DType.F32)
             r.images.add(i.name)
-            r.emit("transpose", [outer], [r.act(i.name)], {"perm": TO_NHWC}, f"input {i.name}")
+            src = outer
+            if len(r.shapes[i.name]) == 3:  # a 1-D signal [N, C, L]: the image [N, C, 1, L]
+                src = r.fresh(r.image_shape(i.name))
+                r.emit("reshape", [outer], [src], {}, f"input {i.name}")
+            r.emit("transpose", [src], [r.act(i.name)], {"perm": TO_NHWC}, f"input {i.name}")
             graph_inputs.append(outer)
         else:
             graph_inputs.append(r.act(i.name))
 
     for i, node in enumerate(g.node):
         n = Node(r, node, f"{node.op_type} #{i}" + (f" ({node.name})" if node.name else ""))
-        if node.op_type in ("Conv", "MaxPool") or (n.image_in and node.op_type in _IMAGE_PRESERVING):
+        if node.op_type in _WINDOWED or (n.image_in and node.op_type in _IMAGE_PRESERVING):
             r.images.add(n.out)
         if node.op_type == "Constant":  # every PyTorch export writes some: a constant like an initializer
             r.consts[n.out] = _constant_value(n)
@@ -366,15 +432,20 @@ def load(model, path: str) -> Graph:
             r.consts[n.out] = np.sign(r.consts[n.ins[0]]) if node.op_type == "Sign" else r.consts[n.ins[0]]
             r.images.discard(n.out)
             continue
-        if node.op_type in ("Conv", "MaxPool") and not n.image_in:
-            raise UnsupportedError(f"{n.where}: expected a 4-D NCHW image input", "export 2-D convolutions only")
+        if node.op_type in _WINDOWED and not n.image_in:
+            raise UnsupportedError(f"{n.where}: expected an NCHW image or an NCL signal as input, got "
+                                   f"{list(r.shapes.get(n.ins[0], ()))}", "export 1-D or 2-D convolutions")
         TRANSLATE[node.op_type](n)
 
     graph_outputs = []
     for o in g.output:
         if o.name in r.images:  # NHWC inside, NCHW out
-            outer = r.fresh(r.shapes[o.name])
+            outer = r.fresh(r.image_shape(o.name))
             r.emit("transpose", [r.act(o.name)], [outer], {"perm": TO_NCHW}, f"output {o.name}")
+            if len(r.shapes[o.name]) == 3:  # back to the signal's [N, C, L]
+                signal = r.fresh(r.shapes[o.name])
+                r.emit("reshape", [outer], [signal], {}, f"output {o.name}")
+                outer = signal
             graph_outputs.append(outer)
         else:
             graph_outputs.append(r.act(o.name))
