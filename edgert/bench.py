@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from edgert import api
+from edgert.errors import UserError
 from edgert.report import format_table
 
 
@@ -103,7 +104,7 @@ TFLM_CORTEX_M7 = {
 
 def bench_device(paths: list[str | Path], target: str, *, out_dir: str | Path = "build/bench", seed: int = 0,
                  progress: bool = False, layers: bool = False, bnn_mst: bool = False,
-                 weights: tuple[str, ...] = ("auto",)) -> dict:
+                 weights: tuple[str, ...] = ("auto",), board: str | None = None, open_board=None) -> dict:
     """Each model (or build folder) built for ``target`` and run once on its emulated board:
     instructions per inference (exact, deterministic), arena, flash and RAM from the ELF, the
     build's wall time (seconds: this machine's, not a figure to compare across machines);
@@ -112,7 +113,9 @@ def bench_device(paths: list[str | Path], target: str, *, out_dir: str | Path = 
     ``bnn_mst``, each model is built twice, without and with MST channel reuse ("+mst").
     ``weights``: each model built once per weights mode of edgert.passes.weight_format (with
     more than one, rows are labelled "[mode]"), e.g. ("int8", "auto"): as stored vs packed
-    and sparse."""
+    and sparse. ``board``: a board of the target other than its default; ``open_board``: a
+    context manager factory, build -> edgert.device.board.Board running it (default: its
+    emulated board, started for the run)."""
     from edgert.validate.on_device import profile_layers
     import hashlib
 
@@ -133,13 +136,13 @@ def bench_device(paths: list[str | Path], target: str, *, out_dir: str | Path = 
             suffix = ("-mst" if mst else "") + (f"-{mode}" if len(weights) > 1 else "")
             started = time.perf_counter()
             b = api.build(path, target, Path(out_dir) / f"{path.stem}-{Path(str(target)).stem}{suffix}", bnn_mst=mst,
-                          weights=mode)
+                          weights=mode, board=board)
             build_s = time.perf_counter() - started
         inputs = _random_inputs(b.meta["io"]["inputs"], seed)
-        with connect(b, None) as board:
-            result = board.session.run(inputs, b.meta["io"]["outputs"])
-            latency, unit = board.latency(result.ticks), board.unit
-            per_layer = profile_layers(b, board, inputs) if layers else None
+        with (open_board or (lambda b: connect(b, None)))(b) as dev:
+            result = dev.session.run(inputs, b.meta["io"]["outputs"])
+            latency, unit = dev.latency(result.ticks), dev.unit
+            per_layer = profile_layers(b, dev, inputs) if layers else None
         mem = b.report["memory"]
         row = {"model": b.report["summary"]["model"] + label, "latency": latency, "unit": unit,
                "macs": b.report["summary"]["macs"], "arena": b.meta["arena_bytes"],
@@ -188,3 +191,51 @@ def format_device(result: dict) -> str:
                         f"{lay['macs_per_unit']:.3g} |")
         note += "\n" + "\n".join(md_l)
     return "\n".join(md) + "\n" + note
+
+
+def bench_labgrid(paths: list[str | Path], coordinator: str, tags: dict[str, str], *,
+                  out_dir: str | Path = "build/bench", seed: int = 0, layers: bool = False, wait: float = 600.0,
+                  timeout: float = 10.0, say=lambda line: None) -> list[dict]:
+    """The device bench on each kind of board a labgrid farm has: the places matching ``tags``
+    grouped by their target= and board= tags, one place of each kind held for its run; every
+    model built for that target and board, put on the board (a power cycle into its
+    bootloader and a flash over its serial port, where it runs another model), and benched
+    as bench_device does. One result per kind, as bench_device returns, with "board"."""
+    import contextlib
+
+    from edgert.farm import places
+    from edgert.farm.coordinator import Coordinator
+
+    results = []
+    with Coordinator(coordinator) as coord:
+        kinds = sorted({(p.tags.get("target"), p.tags.get("board")) for p in coord.places(tags)}, key=str)
+        if not kinds:
+            raise UserError(f"no labgrid place at {coordinator} has the tags "
+                            f"{' '.join(f'{k}={v}' for k, v in tags.items()) or '(any)'}",
+                            "list them with `labgrid-client -x ADDRESS places -v`")
+        for target, board in kinds:
+            if target is None:
+                say(f"skipping the places tagged board={board}: they have no target= tag to build for")
+                continue
+            kind = {**tags, "target": target, **({"board": board} if board else {})}
+            with places.acquired(coord, kind, want=1, wait=wait, say=say) as (name,):
+                say(f"{target} on {board}: place {name}")
+                url, power = coord.serial_url(name), coord.power_port(name)
+                emulated = next(p for p in coord.places() if p.name == name).tags.get(places.EMULATED_TAG) == "yes"
+
+                @contextlib.contextmanager
+                def open_place(build):
+                    dev = places.open_board(build, name, url, emulated, None, power=power, timeout=timeout,
+                                            invoke_timeout=120.0, trace=False, say=say)
+                    try:
+                        yield dev
+                    finally:
+                        dev.session.close()
+
+                from edgert import targets
+
+                mcu = targets.load(target).board is not None  # a Linux board's build names none
+                result = bench_device(paths, target, out_dir=Path(out_dir) / f"{target}-{board}", seed=seed,
+                                      layers=layers, board=board if mcu else None, open_board=open_place)
+                results.append({**result, "board": board, "place": name})
+    return results

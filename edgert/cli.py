@@ -398,7 +398,17 @@ def cmd_quantize(args) -> int:
 def cmd_bench(args) -> int:
     from edgert import bench, targets
 
-    if args.target is None or targets.load(args.target).kind == "host":
+    if args.labgrid:
+        def say(line: str) -> None:
+            print(line, file=sys.stderr, flush=True)
+
+        results = bench.bench_labgrid(args.paths, args.coordinator, args.tags or {}, out_dir=args.output,
+                                      seed=args.seed, layers=args.layers, say=say)
+        for r in results:
+            print(f"\n{r['target']} on {r['board']} (place {r['place']})")
+            print(bench.format_device(r))
+        result = {"kinds": results}
+    elif args.target is None or targets.load(args.target).kind == "host":
         if len(args.paths) != 1:
             raise UserError("the host bench takes one build folder", "edgert bench BUILD (or --target cortex-m7 MODELS...)")
         result = bench.bench_host(args.paths[0], runs=args.runs, seed=args.seed)
@@ -619,6 +629,12 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--json", help="also write the results, with this command line, to this file "
                                    "(benchmarks/*.json hold the figures the README quotes)")
+    s.add_argument("--labgrid", action="store_true",
+                   help="models on every kind of board of a labgrid farm, one table a kind (see validate --labgrid)")
+    s.add_argument("--coordinator", default="127.0.0.1:20408", metavar="HOST:PORT",
+                   help="with --labgrid: the labgrid coordinator (default 127.0.0.1:20408)")
+    s.add_argument("--tags", type=_tags, default=None, metavar="KEY=VALUE[,...]",
+                   help="with --labgrid: only places with these tags")
     s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("targets", help="list targets and their boards")

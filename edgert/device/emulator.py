@@ -79,14 +79,16 @@ def _qmp(sock_path: Path, command: str, deadline: float) -> None:
             time.sleep(0.05)
 
 
-def start(build_dir: Path, qemu_argv: tuple[str, ...], elf: Path, board: str, *, detach: bool) -> RunningBoard:
-    """Start QEMU on ``elf``; returns once the board runs and its UART accepts a client."""
+def start(build_dir: Path, qemu_argv: tuple[str, ...], elf: Path, board: str, *, detach: bool,
+          port: int | None = None) -> RunningBoard:
+    """Start QEMU on ``elf``; returns once the board runs and its UART accepts a client on
+    ``port`` (default: a free one)."""
     exe = shutil.which(qemu_argv[0])
     if exe is None:
         raise ToolchainError(f"{qemu_argv[0]} is not installed",
                              "install Debian's qemu-system-arm, or run scripts/setup.sh")
     stop(build_dir)
-    port = _free_port()
+    port = port or _free_port()
     # Unix socket paths are limited to ~107 bytes: keep the QMP socket in a short temp folder.
     qmp_dir = Path(tempfile.mkdtemp(prefix="edgert-"))
     qmp_path = qmp_dir / "qmp.sock"

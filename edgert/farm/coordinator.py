@@ -134,13 +134,25 @@ class Coordinator:
         live = [g for g, rs in self._session.resources.get(name, {}).items() if any(e.data for e in rs.values())]
         return len(live) >= groups
 
-    def create_place(self, name: str, match: str, tags: dict[str, str]) -> None:
-        """A place (replacing one of that name) matching ``match`` (exporter/group/class), tagged."""
+    def power_port(self, name: str) -> dict | None:
+        """The NetworkPowerPort of a place this client holds ({"model", "host", "index"}), or None."""
+        self._sync()
+        place = self._session.places.get(name)
+        for exporter, group, cls, rname in (place.acquired_resources if place else []):
+            if cls == "NetworkPowerPort":
+                entry = self._session.resources.get(exporter, {}).get(group, {}).get(rname)
+                if entry is not None and entry.data:
+                    return {k: entry.params[k] for k in ("model", "host", "index")}
+        return None
+
+    def create_place(self, name: str, matches: list[str], tags: dict[str, str]) -> None:
+        """A place (replacing one of that name) matching each of ``matches`` (exporter/group/class), tagged."""
         self._sync()
         if name in self._session.places:
             self.delete_place(name)
         self._rpc("AddPlace", self._pb2.AddPlaceRequest(name=name))
-        self._rpc("AddPlaceMatch", self._pb2.AddPlaceMatchRequest(placename=name, pattern=match))
+        for match in matches:
+            self._rpc("AddPlaceMatch", self._pb2.AddPlaceMatchRequest(placename=name, pattern=match))
         self._rpc("SetPlaceTags", self._pb2.SetPlaceTagsRequest(placename=name, tags=tags))
 
     def delete_place(self, name: str) -> None:

@@ -88,14 +88,16 @@ def boards(build, coord: Coordinator, names: list[str], *, method: str | None = 
     """A board session on each held place, in parallel: (ready, lost), where ready is
     [(place, Board)] and lost {place: why it could not be used}. Closed when the block ends."""
     urls = {name: coord.serial_url(name) for name in names}
+    power = {name: coord.power_port(name) for name in names}
     tags = {p.name: p.tags for p in coord.places()}
     ready: dict[str, object] = {}
     lost: dict[str, str] = {}
 
     def open_one(name: str) -> None:
         try:
-            ready[name] = _open(build, name, urls[name], tags.get(name, {}).get(EMULATED_TAG) == "yes", method,
-                                timeout=timeout, invoke_timeout=invoke_timeout, trace=trace, say=say)
+            ready[name] = open_board(build, name, urls[name], tags.get(name, {}).get(EMULATED_TAG) == "yes", method,
+                                     power=power[name], timeout=timeout, invoke_timeout=invoke_timeout, trace=trace,
+                                     say=say)
         except EdgertError as e:
             lost[name] = f"{e.message} ({e.hint})" if e.hint else e.message
 
@@ -111,10 +113,34 @@ def boards(build, coord: Coordinator, names: list[str], *, method: str | None = 
             b.session.close()
 
 
-def _open(build, name: str, url: str, emulated: bool, method: str | None, *, timeout: float,
-          invoke_timeout: float, trace: bool, say: Callable[[str], None]):
-    """The board at ``url`` running ``build``: flashed first where it runs another model (or
-    answers nothing: a board in its bootloader) and ``method`` allows it."""
+def power_cycle(power: dict) -> None:
+    """Switch a place's NetworkPowerPort off and on, through labgrid's backend for its model
+    (labgrid.driver.power.<model>), as labgrid's NetworkPowerDriver does."""
+    import importlib
+
+    try:
+        backend = importlib.import_module(f"labgrid.driver.power.{power['model']}")
+    except ImportError:
+        raise UserError(f"labgrid has no power backend {power['model']!r}",
+                        "check the place's NetworkPowerPort model") from None
+    host, port = power["host"], None
+    if getattr(backend, "PORT", None):  # backends that talk to host:port themselves
+        host, _, given = host.partition(":")
+        port = int(given) if given else backend.PORT
+    try:
+        backend.power_set(host, port, power["index"], False)
+        time.sleep(0.2)
+        backend.power_set(host, port, power["index"], True)
+    except Exception as e:  # requests, sockets and each backend's own errors
+        raise DeviceError(f"switching the power of {power['host']} failed: {e}", "check the power switch") from None
+
+
+def open_board(build, name: str, url: str, emulated: bool, method: str | None, *, power: dict | None = None,
+               timeout: float, invoke_timeout: float, trace: bool, say: Callable[[str], None]):
+    """The board at ``url`` running ``build``: where it runs another model (or answers nothing:
+    a board in its bootloader) and ``method`` allows it, flashed first, after a power cycle
+    where the place can switch its power (a board that starts in its bootloader, as an STM32
+    whose BOOT0 is held high does)."""
     from edgert import flashing
     from edgert.device.board import Board
     from edgert.device.session import Session
@@ -140,6 +166,9 @@ def _open(build, name: str, url: str, emulated: bool, method: str | None, *, tim
                 raise UserError(f"place {name} runs another model, and board "
                                 f"{board.name if board else build.meta['target']} has no way to be flashed "
                                 "over a serial port", f"flash it first (`edgert flash BUILD --port ...`)")
+            if power is not None:
+                say(f"{name}: power cycle (into its bootloader)")
+                power_cycle(power)
             say(f"{name}: flashing {build.report['summary']['model']} by {how}")
             flashing.flash(build, how, url, timeout=timeout, trace=trace)
     s = session(timeout)

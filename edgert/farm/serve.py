@@ -3,9 +3,12 @@ tried, and tested, without hardware.
 
 Each board is an emulated one running a build (a Cortex-M build: its firmware under QEMU; a
 Linux board build: its runner under qemu-aarch64, serving on TCP), or with ``blank`` a
-Cortex-M board in edgert's serial bootloader, for `validate --labgrid` to flash. Each board's
-serial link is a TCP port, exported by a labgrid exporter as a NetworkSerialPort; a place per
-board matches it and carries the tags target=, board=, emulated=yes and any given. Without a
+Cortex-M board that starts in edgert's serial bootloader, as an STM32 whose BOOT0 pin is held
+high does, for `validate --labgrid` and `bench --labgrid` to flash. Each board's serial link is
+a TCP port, exported by a labgrid exporter as a NetworkSerialPort; a blank board also has a
+power switch, exported as a NetworkPowerPort of labgrid's "simplerest" model and served here
+(switched on, the board starts again in its bootloader). A place per board matches them and
+carries the tags target=, board=, emulated=yes and any given. Without a
 coordinator address, a private labgrid coordinator is started on a free loopback port.
 
     with Farm(build, boards=4, workdir=Path("build/farm")) as farm:
@@ -73,8 +76,8 @@ class Farm:
         self.places = [f"{name}-{i}" for i in range(boards)]
         self.pids: dict[str, int] = {}
         self._procs: list[subprocess.Popen] = []
-        self._board_dirs: list[Path] = []
         self._cleanup: list = []
+        self._power: _PowerSwitch | None = None
 
     # ------------------------------------------------------------------ start and stop
 
@@ -84,11 +87,17 @@ class Farm:
             if self.address is None:
                 self.address = self._start_coordinator()
             ports = self._start_boards()
+            if self.blank:
+                self._power = _PowerSwitch(self)
+                self._cleanup.append(self._power.close)
             self._start_exporter(ports)
             with Coordinator(self.address) as c:
                 self._wait_for_resources(c)
                 for place in self.places:
-                    c.create_place(place, f"{self.name}/{place}/NetworkSerialPort", self.tags)
+                    matches = [f"{self.name}/{place}/NetworkSerialPort"]
+                    if self._power is not None:
+                        matches.append(f"{self.name}/{place}/NetworkPowerPort")
+                    c.create_place(place, matches, self.tags)
         except BaseException:
             self.__exit__(None, None, None)
             raise
@@ -135,20 +144,20 @@ class Farm:
 
     def _start_boards(self) -> dict[str, int]:
         """One emulated board per place; returns place -> its serial link's TCP port."""
-        ports = {}
+        self.ports: dict[str, int] = {}
         for place in self.places:
             d = self.workdir / place
             d.mkdir(exist_ok=True)
-            self._board_dirs.append(d)
             if self.build.target.kind == "cortex-m":
-                port, pid = self._start_mcu(d, place)
+                self.ports[place] = _free_port()
+                self.power_on(place)
             else:
-                port, pid = self._start_runner(d)
-            ports[place] = port
-            self.pids[place] = pid
-        return ports
+                self.ports[place], self.pids[place] = self._start_runner(d)
+        return self.ports
 
-    def _start_mcu(self, d: Path, place: str) -> tuple[int, int]:
+    def power_on(self, place: str) -> None:
+        """(Re)start a Cortex-M board: blank, in its serial bootloader; else running the build.
+        Its serial port stays the one exported."""
         from edgert.backends import cortex_m
         from edgert.device import emulator
 
@@ -160,9 +169,23 @@ class Farm:
             elf = emulated_bootloader.build(self.build.target, self.workdir / "bootloader")
         else:
             elf = cortex_m.firmware_path(self.build)
-        running = emulator.start(d, board.emulator, elf, board.name, detach=True)
-        self._cleanup.append(lambda d=d: emulator.stop(d))
-        return int(running.url.rsplit(":", 1)[1]), running.pid
+        d = self.workdir / place
+        running = emulator.start(d, board.emulator, elf, board.name, detach=True, port=self.ports[place])
+        self.pids[place] = running.pid
+        if not any(getattr(fn, "place", None) == place for fn in self._cleanup):
+            stop = lambda d=d: emulator.stop(d)  # noqa: E731
+            stop.place = place
+            self._cleanup.append(stop)
+
+    def power_off(self, place: str) -> None:
+        from edgert.device import emulator
+
+        emulator.stop(self.workdir / place)
+
+    def is_on(self, place: str) -> bool:
+        from edgert.device import emulator
+
+        return emulator.running(self.workdir / place) is not None
 
     def _start_runner(self, d: Path) -> tuple[int, int]:
         from edgert.backends import linux
@@ -182,8 +205,13 @@ class Farm:
 
     def _start_exporter(self, ports: dict[str, int]) -> None:
         config = self.workdir / "exporter.yaml"
-        config.write_text("".join(f"{place}:\n  NetworkSerialPort:\n    host: 127.0.0.1\n    port: {port}\n"
-                                  f"    speed: 115200\n" for place, port in ports.items()))
+        text = ""
+        for i, (place, port) in enumerate(ports.items()):
+            text += f"{place}:\n  NetworkSerialPort:\n    host: 127.0.0.1\n    port: {port}\n    speed: 115200\n"
+            if self._power is not None:
+                text += (f"  NetworkPowerPort:\n    model: simplerest\n    host: '{self._power.url}'\n"
+                         f"    index: {i}\n")
+        config.write_text(text)
         log = open(self.workdir / "exporter.log", "wb")
         proc = subprocess.Popen([_tool("labgrid-exporter"), "--coordinator", self.address, "--name", self.name,
                                  str(config)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -202,6 +230,46 @@ class Farm:
             c.sleep(0.2)
         raise DeviceError("the exporter's serial ports did not reach the coordinator",
                           f"see {self.workdir / 'exporter.log'}")
+
+
+class _PowerSwitch:
+    """The blank boards' power switch, as labgrid's "simplerest" power model expects one:
+    GET /power/<index>/1 switches board <index> on (it starts in its bootloader), /0 off, and
+    /power/<index> answers "1" or "0"."""
+
+    def __init__(self, farm: Farm):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server's name
+                parts = self.path.strip("/").split("/")
+                try:
+                    place = farm.places[int(parts[1])]
+                    if len(parts) > 2 and parts[2] in ("0", "1"):
+                        farm.power_off(place) if parts[2] == "0" else farm.power_on(place)
+                    body = b"1" if farm.is_on(place) else b"0"
+                except (IndexError, ValueError):
+                    self.send_error(404)
+                    return
+                except Exception as e:  # a board that would not start: the switch reports it
+                    self.send_error(500, str(e)[:200])
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):  # quiet: labgrid's client reports failures itself
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/power/{{index}}/{{value}}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
 
 
 def _wait_port(port: int, proc: subprocess.Popen, log: Path) -> None:

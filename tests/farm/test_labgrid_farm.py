@@ -58,6 +58,7 @@ def _all_free(farm) -> bool:
         return all(p.acquired_by is None for p in c.places())
 
 
+@pytest.mark.slow
 def test_samples_are_shared_by_four_boards_each_checked_once(kws_m7, kws_farm, tmp_path, capsys):
     assert _validate(kws_m7, kws_farm, tmp_path / "r.json", "--boards", "4", "--random", "200") == 0
     report = _checked_once(tmp_path / "r.json", 200)
@@ -69,6 +70,7 @@ def test_samples_are_shared_by_four_boards_each_checked_once(kws_m7, kws_farm, t
     assert _all_free(kws_farm)
 
 
+@pytest.mark.slow
 def test_a_board_that_dies_mid_run_is_dropped_and_its_sample_redone(hello_m7, tmp_path, capsys):
     with Farm(hello_m7, boards=3, workdir=tmp_path / "farm") as farm:
         journal = tmp_path / "journal.jsonl"
@@ -106,6 +108,7 @@ def _labgrid_client(farm, place, *command):
     subprocess.run([str(exe), "-x", farm.address, "-p", place, *command], check=True, capture_output=True)
 
 
+@pytest.mark.slow
 def test_places_held_by_someone_else_are_waited_for_or_done_without(kws_m7, kws_farm, tmp_path, capsys):
     held = kws_farm.places[:2]  # another user holds two of the four
     for p in held:
@@ -138,6 +141,7 @@ def test_an_unreachable_coordinator_is_one_line_exit_3(kws_m7, tmp_path, capsys)
     assert "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_each_build_goes_only_to_places_of_its_board(hello_m7, tmp_path, tmp_path_factory, capsys):
     pi = api.build(HELLO_WORLD, "rpi4", tmp_path_factory.mktemp("hello_rpi4"))
     with Farm(hello_m7, boards=2, workdir=tmp_path / "m7", name="m7") as m7, \
@@ -150,6 +154,7 @@ def test_each_build_goes_only_to_places_of_its_board(hello_m7, tmp_path, tmp_pat
             assert not set(report["farm"]["acquired"]) & set(other.places)
 
 
+@pytest.mark.slow
 def test_blank_boards_are_flashed_over_their_places_serial_port(hello_m7, tmp_path, capsys):
     with Farm(hello_m7, boards=2, workdir=tmp_path / "farm", blank=True) as farm:
         assert _validate(hello_m7, farm, tmp_path / "r.json", "--random", "20") == 0
@@ -159,3 +164,22 @@ def test_blank_boards_are_flashed_over_their_places_serial_port(hello_m7, tmp_pa
         # now they run it: a second run flashes nothing
         assert _validate(hello_m7, farm, tmp_path / "r.json", "--random", "20") == 0
         assert "flashing" not in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_bench_runs_on_every_kind_of_board_in_the_farm(hello_m7, tmp_path, tmp_path_factory, capsys):
+    from edgert import bench
+
+    pi = api.build(HELLO_WORLD, "rpi4", tmp_path_factory.mktemp("hello_rpi4_bench"))
+    with Farm(hello_m7, boards=1, workdir=tmp_path / "m7", name="m7", blank=True) as m7, \
+            Farm(pi, boards=1, workdir=tmp_path / "pi", name="pi", coordinator=m7.address):
+        assert main(["bench", "--labgrid", "--coordinator", m7.address, str(HELLO_WORLD),
+                     "-o", str(tmp_path / "bench"), "--json", str(tmp_path / "b.json")]) == 0
+    out, err = capsys.readouterr()
+    assert "cortex-m7 on mps2-an500 (place m7-0)" in out and "rpi4 on" in out
+    assert "m7-0: power cycle (into its bootloader)" in err and "m7-0: flashing hello_world_int8" in err
+    kinds = {r["target"]: r for r in json.loads((tmp_path / "b.json").read_text())["kinds"]}
+    # the same instruction counts as the emulated boards give directly: deterministic
+    direct = bench.bench_device([HELLO_WORLD], "cortex-m7", out_dir=tmp_path / "direct")
+    assert kinds["cortex-m7"]["models"][0]["latency"] == direct["models"][0]["latency"]
+    assert kinds["rpi4"]["models"][0]["unit"] == "instructions"
