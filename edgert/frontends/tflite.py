@@ -451,6 +451,11 @@ def load(path: str | os.PathLike, data: bytes | None = None) -> Graph:
     r = Reader(model, path)
     sg = r.sg
     ops = sg.operators or []
+    graph_in = [int(i) for i in (sg.inputs if sg.inputs is not None else [])]
+    graph_out = [int(i) for i in (sg.outputs if sg.outputs is not None else [])]
+    for what, ids in (("input", graph_in), ("output", graph_out)):
+        if not ids:
+            raise ModelFormatError(f"{path}: the model's graph has no {what}", DAMAGED_MODEL)
 
     names = [r.opcode_name(op, f"operator #{i}") for i, op in enumerate(ops)]
     bad = [(n, f"#{i}") for i, n in enumerate(names) if n not in SUPPORTED_OPS]
@@ -468,7 +473,7 @@ def load(path: str | os.PathLike, data: bytes | None = None) -> Graph:
 
     for idx, (op, name) in enumerate(zip(ops, names)):
         _check_operator(name, op, f"{name} #{idx}")
-    used = set(sg.inputs if sg.inputs is not None else []) | set(sg.outputs if sg.outputs is not None else [])
+    used = set(graph_in) | set(graph_out)
     for op in ops:
         used.update(i for i in list(op.inputs) + list(op.outputs) if i >= 0)
     count = len(sg.tensors or [])
@@ -491,16 +496,16 @@ def load(path: str | os.PathLike, data: bytes | None = None) -> Graph:
         graph_ops.append(e)
 
     # Drop constant inputs that became attributes (reshape shape, pad amounts, mean axes).
-    used_after = {t for op in graph_ops for t in op.inputs + op.outputs if t} | set(f"t{i}" for i in sg.inputs)
-    used_after |= {f"t{i}" for i in sg.outputs}
+    used_after = {t for op in graph_ops for t in op.inputs + op.outputs if t} | set(f"t{i}" for i in graph_in)
+    used_after |= {f"t{i}" for i in graph_out}
     tensors = {k: v for k, v in tensors.items() if k in used_after}
 
     stem = os.path.splitext(os.path.basename(path))[0] if path != "<bytes>" else "model"
     g = Graph(
         tensors=tensors,
         ops=graph_ops,
-        inputs=[f"t{i}" for i in sg.inputs],
-        outputs=[f"t{i}" for i in sg.outputs],
+        inputs=[f"t{i}" for i in graph_in],
+        outputs=[f"t{i}" for i in graph_out],
         name=stem,
     )
     try:
