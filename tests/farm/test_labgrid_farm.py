@@ -71,28 +71,28 @@ def test_samples_are_shared_by_four_boards_each_checked_once(kws_m7, kws_farm, t
 
 
 @pytest.mark.slow
-def test_a_board_that_dies_mid_run_is_dropped_and_its_sample_redone(hello_m7, tmp_path, capsys):
-    with Farm(hello_m7, boards=3, workdir=tmp_path / "farm") as farm:
+def test_a_board_that_dies_mid_run_is_dropped_and_its_sample_redone(kws_m7, tmp_path, capsys):
+    with Farm(kws_m7, boards=4, workdir=tmp_path / "farm") as farm:
         journal = tmp_path / "journal.jsonl"
         victim = farm.places[1]
 
         def kill_when_running():
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
-                if journal.exists() and len(journal.read_text().splitlines()) > 60:
+                if journal.exists() and len(journal.read_text().splitlines()) > 40:
                     os.kill(farm.pids[victim], signal.SIGKILL)
                     return
                 time.sleep(0.01)
 
         killer = threading.Thread(target=kill_when_running)
         killer.start()
-        assert _validate(hello_m7, farm, tmp_path / "r.json", "--random", "400", "--timeout", "3") == 0
+        assert _validate(kws_m7, farm, tmp_path / "r.json", "--boards", "4", "--random", "200", "--timeout", "3") == 0
         killer.join()
-        report = _checked_once(tmp_path / "r.json", 400)
+        report = _checked_once(tmp_path / "r.json", 200)
         boards = {b["board"]: b for b in report["boards"]}
-        assert boards[victim]["dropped"] is not None and boards[victim]["samples"] < 400
+        assert boards[victim]["dropped"] is not None and boards[victim]["samples"] < 200
         assert all(boards[p]["dropped"] is None for p in farm.places if p != victim)
-        assert sum(b["samples"] for b in boards.values()) == 400
+        assert sum(b["samples"] for b in boards.values()) == 200
         out = capsys.readouterr().out
         assert any(line.startswith(victim) and "dropped out" in line for line in out.splitlines()), out
         assert _all_free(farm)
