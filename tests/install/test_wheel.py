@@ -66,6 +66,14 @@ def test_wheel_holds_all_package_data(wheel):
         assert not missing, f"the wheel lacks {missing}"
 
 
+def test_wheel_holds_every_python_module(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    modules = [f for f in _tracked_files("edgert") if f.endswith(".py")]
+    assert modules
+    missing = [f for f in modules if f not in names]
+    assert not missing, f"the wheel lacks {missing}: list their package in pyproject.toml"
+
+
 @pytest.fixture(scope="module")
 def installed(wheel, tmp_path_factory) -> dict:
     """A fresh venv holding the wheel; returns the environment to run its edgert in."""
