@@ -366,6 +366,7 @@ TRANSLATE = {
     "SUB": _with_act("sub"),
     "MAXIMUM": lambda n: n.op("maximum", 2),
     "MINIMUM": lambda n: n.op("minimum", 2),
+    "PRELU": lambda n: n.op("prelu", 2),
     "PAD": _pad_op,
     "PADV2": _pad_op,
     "QUANTIZE": _plain("quantize"),
@@ -389,7 +390,7 @@ OPTIONS = {
 }
 #: The inputs each op must have (the rest may be absent, index -1).
 REQUIRED_INPUTS = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2, "ADD": 2, "MUL": 2, "SUB": 2,
-                   "MAXIMUM": 2, "MINIMUM": 2}
+                   "MAXIMUM": 2, "MINIMUM": 2, "PRELU": 2}
 
 
 def _check_operator(name: str, op, where: str) -> None:

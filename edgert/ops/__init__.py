@@ -64,6 +64,7 @@ REGISTRY: dict[str, OpDef] = {
     "sub": OpDef(elementwise, elementwise.lower_elementwise, in_place=True),
     "maximum": OpDef(elementwise, elementwise.lower_elementwise, in_place=True),
     "minimum": OpDef(elementwise, elementwise.lower_elementwise, in_place=True),
+    "prelu": OpDef(elementwise, elementwise.lower_elementwise, in_place=True),
     "softmax": OpDef(activation, activation.lower_softmax),
     "logistic": OpDef(activation, activation.lower_pointwise, in_place=True),
     "hard_swish": OpDef(activation, activation.lower_pointwise, in_place=True),

@@ -1,7 +1,9 @@
-"""ADD, SUB, MUL, MAXIMUM and MINIMUM with numpy broadcasting, int8 and float32. TFLM's int8
-add and sub: inputs rescaled with a 20-bit left shift, then summed (subtracted) and requantized;
-int8 mul: one multiplier for s1*s2/so; int8 maximum and minimum compare the stored int8 values
-as they are (TFLM's kernel reads no quantization: the converter gives inputs and output one)."""
+"""ADD, SUB, MUL, MAXIMUM, MINIMUM and PRELU with numpy broadcasting, int8 and float32. TFLM's
+int8 add and sub: inputs rescaled with a 20-bit left shift, then summed (subtracted) and
+requantized; int8 mul: one multiplier for s1*s2/so; int8 maximum and minimum compare the stored
+int8 values as they are (TFLM's kernel reads no quantization: the converter gives inputs and
+output one); int8 prelu: x - zx requantized by sx/so where it is >= 0, else (x - zx)(alpha - za)
+by sx*sa/so (TFLM's two multipliers)."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -43,6 +45,14 @@ def prepare(op: Op, g: Graph) -> None:
     (y,) = g.out_tensors(op)
     if op.kind in ("maximum", "minimum"):  # no activation, no arithmetic to prepare
         return
+    if op.kind == "prelu":
+        op.attrs["act_min"], op.attrs["act_max"] = activation_range("none", y)
+        if y.dtype is I8:
+            sx, sa, so = (np.float64(t.quant.scale[0]) for t in (a, b, y))
+            op.attrs["in_zp"], op.attrs["out_zp"] = (a.quant.zp, b.quant.zp), y.quant.zp
+            op.attrs["pos_mult"], op.attrs["pos_shift"] = fp.quantize_multiplier(float(sx / so))
+            op.attrs["mult"], op.attrs["shift"] = fp.quantize_multiplier(float(sx * sa / so))
+        return
     op.attrs["act_min"], op.attrs["act_max"] = activation_range(op.attrs["act"], y)
     if y.dtype is F32:
         return
@@ -72,10 +82,16 @@ def ref(op: Op, g: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
         r = np.maximum(xa, xb) if op.kind == "maximum" else np.minimum(xa, xb)
         return [np.broadcast_to(r, y.shape).astype(y.dtype.np).copy()]
     if y.dtype is F32:
-        r = {"add": np.add, "sub": np.subtract, "mul": np.multiply}[op.kind](xa, xb)
-        return [np.clip(r, at["act_min"], at["act_max"]).astype(np.float32).reshape(y.shape)]
+        prelu = lambda x, alpha: np.where(x >= 0, x, (x * alpha).astype(np.float32))  # noqa: E731
+        r = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "prelu": prelu}[op.kind](xa, xb)
+        return [np.broadcast_to(np.clip(r, at["act_min"], at["act_max"]), y.shape).astype(np.float32).copy()]
     va = xa.astype(np.int64) - at["in_zp"][0]
     vb = xb.astype(np.int64) - at["in_zp"][1]
+    if op.kind == "prelu":
+        va, vb = np.broadcast_arrays(va, vb)
+        raw = np.where(va >= 0, fp.multiply_by_quantized_multiplier(va, at["pos_mult"], at["pos_shift"]),
+                       fp.multiply_by_quantized_multiplier(va * vb, at["mult"], at["shift"]))
+        return [clamp_int8(raw + at["out_zp"], at["act_min"], at["act_max"]).reshape(y.shape)]
     if op.kind in ("add", "sub"):
         sa = fp.multiply_by_quantized_multiplier(va << ADD_LEFT_SHIFT, at["in_mult"][0], at["in_shift"][0])
         sb = fp.multiply_by_quantized_multiplier(vb << ADD_LEFT_SHIFT, at["in_mult"][1], at["in_shift"][1])
@@ -108,7 +124,9 @@ def lower_elementwise(c: KernelCtx) -> te.Tensor:
         return te.compute(y.shape or (1,), lambda *i: pick(ld(A, ta, i), ld(B, tb, i)), name="out")
     if y.dtype is DType.F32:
         f = {"add": lambda *i: ld(A, ta, i) + ld(B, tb, i), "sub": lambda *i: ld(A, ta, i) - ld(B, tb, i),
-             "mul": lambda *i: ld(A, ta, i) * ld(B, tb, i)}[op.kind]
+             "mul": lambda *i: ld(A, ta, i) * ld(B, tb, i),
+             "prelu": lambda *i: tirx.Select(ld(A, ta, i) >= tirx.const(0.0, "float32"), ld(A, ta, i),
+                                             ld(A, ta, i) * ld(B, tb, i))}[op.kind]
         return te.compute(y.shape or (1,), lambda *i: fx.clamp(f(*i), a["act_min"], a["act_max"], dt), name="out")
 
     za, zb = a["in_zp"]
@@ -135,6 +153,15 @@ def lower_elementwise(c: KernelCtx) -> te.Tensor:
         f = requant(in_bound, a["in_mult"][k], a["in_shift"][k], f"in{k}_mult")
         return te.compute(shape, lambda *i: f((ld(T, t, i).astype("int32") - zp) << ADD_LEFT_SHIFT), name=f"keep_in{k}")
 
+    if op.kind == "prelu":  # TFLite Micro's two multipliers, by the sign of x - zx
+        pos = requant(255, a["pos_mult"], a["pos_shift"], "pos_mult")
+        neg = requant(255 * 255, a["mult"], a["shift"], "mult")
+
+        def prelu(*i):
+            x = ld(A, ta, i).astype("int32") - za
+            return tirx.Select(x >= 0, pos(x), neg(x * (ld(B, tb, i).astype("int32") - zb))) + a["out_zp"]
+        raw = te.compute(shape, prelu, name="keep_raw")
+        return te.compute(shape, lambda *i: fx.clamp(raw(*i), a["act_min"], a["act_max"], dt), name="out")
     if op.kind in ("add", "sub"):
         sa, sb = scaled(A, ta, za, 0), scaled(B, tb, zb, 1)
         total = te.compute(shape, (lambda *i: sa(*i) + sb(*i)) if op.kind == "add" else (lambda *i: sa(*i) - sb(*i)),

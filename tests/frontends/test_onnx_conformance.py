@@ -30,7 +30,7 @@ PASSING = {
     "test_Conv2d_depthwise_padded", "test_Conv2d_depthwise_strided", "test_Conv2d_depthwise_with_multiplier",
     "test_Conv2d_dilated", "test_Conv2d_no_bias", "test_Conv2d_padding", "test_Conv2d_strided",
     "test_LeakyReLU", "test_LeakyReLU_with_negval", "test_Linear", "test_MaxPool1d", "test_MaxPool1d_stride",
-    "test_MaxPool2d", "test_ReLU", "test_Sigmoid", "test_Softmax", "test_softmax_lastdim",
+    "test_MaxPool2d", "test_PReLU_1d", "test_PReLU_2d", "test_PReLU_3d", "test_ReLU", "test_Sigmoid", "test_Softmax", "test_softmax_lastdim",
     "test_operator_concat2", "test_operator_conv", "test_operator_flatten", "test_operator_maxpool",
     "test_operator_view",
 }

@@ -136,6 +136,17 @@ def test_a_1d_signal_out(tmp_path):
     _check(tmp_path, nodes, [_init(rng, "w", (3, 2, 3))], [1, 2, 9])
 
 
+def test_prelu_per_channel_and_shared(tmp_path):
+    # torch.nn.PReLU(num_parameters=C) and PReLU() export slopes [C, 1, 1] and [1]
+    rng = np.random.default_rng(8)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("PRelu", ["c", "per_channel"], ["p"]),
+             helper.make_node("Flatten", ["p"], ["f"]),
+             helper.make_node("PRelu", ["f", "shared"], ["y"])]
+    inits = [_init(rng, "w", (4, 2, 3, 3)), _init(rng, "per_channel", (4, 1, 1)), _init(rng, "shared", (1,))]
+    _check(tmp_path, nodes, inits, [1, 2, 5, 5])
+
+
 def test_a_residual_block(tmp_path):
     rng = np.random.default_rng(4)
     nodes = [helper.make_node("Conv", ["x", "w0", "b0"], ["c0"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),

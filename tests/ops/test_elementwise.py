@@ -40,3 +40,20 @@ def test_int8_maximum_and_minimum_compare_the_stored_values(tmp_path, kind):
     built = check_model(tmp_path, b, xs)
     want = (np.maximum if kind == "maximum" else np.minimum)(*xs)
     np.testing.assert_array_equal(api.run(built, xs)[0].reshape(want.shape), want)
+
+
+@pytest.mark.parametrize("dtype", ["int8", "float32"])
+def test_prelu_with_a_constant_slope_per_channel(tmp_path, dtype):
+    """As Keras' PReLU exports it: the slope a constant of one value per channel, broadcast over
+    the image, its own quantization in int8 (negative slopes included)."""
+    rng = np.random.default_rng(11)
+    b = ModelBuilder()
+    x = new_input(b, rng, (1, 5, 5, 6), dtype)
+    slope = rng.uniform(-0.5, 0.8, (1, 1, 6))
+    if dtype == "int8":
+        alpha = b.add_const(np.round(slope / 0.01).astype(np.int8), scale=0.01, zero_point=0)
+    else:
+        alpha = b.add_const(slope.astype(np.float32))
+    y = b.prelu(x, alpha)
+    b.set_outputs([y])
+    check_model(tmp_path, b, [rand_x(rng, (1, 5, 5, 6), dtype)], trials=5)

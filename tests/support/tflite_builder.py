@@ -818,8 +818,10 @@ class ModelBuilder:
             y = self.add_tensor(shape, ai.dtype, scale=osc, zero_point=ozp)
         else:
             y = self.add_tensor(shape, ai.dtype)
-        opt = getattr(schema_fb, _OPTIONS_FOR_OP[op] + "T")()
-        opt.fusedActivationFunction = _ACTIVATIONS[activation]
+        opt = None
+        if op in _OPTIONS_FOR_OP:  # PRELU has no options table
+            opt = getattr(schema_fb, _OPTIONS_FOR_OP[op] + "T")()
+            opt.fusedActivationFunction = _ACTIVATIONS[activation]
         self.add_op(op, [a, b], [y], opt)
         return y
 
@@ -845,6 +847,13 @@ class ModelBuilder:
             y = self.add_tensor(shape, ai.dtype)
         self.add_op(op, [a, b], [y], schema_fb.MaximumMinimumOptionsT())
         return y
+
+    def prelu(self, x, alpha, *, activation="NONE", out_scale=None, out_zero_point=None) -> int:
+        """PRELU, x >= 0 ? x : alpha * x, alpha broadcast (no fused activation). int8 default output
+        range: x's positive part and alpha times its negative part."""
+        assert activation == "NONE"
+        return self._binary("PRELU", x, alpha, activation, out_scale, out_zero_point,
+                            lambda al, ah, bl, bh: (min(0.0, al * bl, al * bh), max(ah, al * bl, al * bh, 0.0)))
 
     def maximum(self, a, b, *, activation="NONE") -> int:
         """MAXIMUM with numpy broadcasting (no fused activation: ``activation`` must be NONE)."""

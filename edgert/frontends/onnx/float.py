@@ -339,6 +339,12 @@ def _pad(n: Node) -> None:
     n.emit("pad", [r.act(n.ins[0])], {"pads": tuple(pairs), "value": value})
 
 
+def _prelu(n: Node) -> None:
+    r, (x, slope) = n.r, n.ins
+    alpha = r.channel_const(slope, n.where) if n.image_in and slope in r.consts else r.act(slope)
+    n.emit("prelu", [r.act(x), alpha])
+
+
 def _dropout(n: Node) -> None:
     """Dropout at inference: the identity (a mask output, where asked for, is not computed)."""
     if len(n.outs) > 1 and n.outs[1]:
@@ -366,6 +372,7 @@ TRANSLATE = {
     "MatMul": _matmul,
     "MaxPool": _max_pool,
     "Pad": _pad,
+    "PRelu": _prelu,
     "Mul": _binary,
     "Sub": _binary,
     "Relu": _unary("relu"),
@@ -376,7 +383,7 @@ TRANSLATE = {
 SUPPORTED_OPS = tuple(sorted((*TRANSLATE, "Constant")))
 #: ops whose output is an image when their first input is one (Conv and MaxPool always are)
 _IMAGE_PRESERVING = ("Relu", "Sign", "Add", "Mul", "Sub", "Identity", "BatchNormalization", "Abs", "AveragePool",
-                     "Clip", "Concat", "Dropout", "GlobalAveragePool", "HardSwish", "LeakyRelu", "Pad", "Sigmoid")
+                     "Clip", "Concat", "Dropout", "GlobalAveragePool", "HardSwish", "LeakyRelu", "Pad", "PRelu", "Sigmoid")
 
 
 #: ops over a window of an image (or a 1-D signal): their input must be one, their output is one
