@@ -229,6 +229,7 @@ TFLITE: dict[str, tuple[str, Callable, str]] = {
     "graph-output-index-out-of-range": ("conv", lambda m: setattr(m.subgraphs[0], "outputs", [66]),
                                         "tensor index 66 is out of range"),
     "graph-no-subgraph": ("conv", lambda m: setattr(m, "subgraphs", []), "the model has no subgraph"),
+    "file-buffers-missing": ("conv", lambda m: setattr(m, "buffers", None), "reads 't1' before it is written"),
     "graph-inputs-missing": ("conv", lambda m: setattr(m.subgraphs[0], "inputs", None), "the model's graph has no input"),
     "graph-outputs-empty": ("conv", lambda m: setattr(m.subgraphs[0], "outputs", []), "the model's graph has no output"),
     "depthwise-stride_h-zero": ("depthwise", _set(_opts, "strideH", 0), "stride_h is 0"),

@@ -115,7 +115,8 @@ class Reader:
 
     def const(self, index: int) -> np.ndarray | None:
         t = self.sg.tensors[index]
-        buf = self.model.buffers[t.buffer] if 0 < t.buffer < len(self.model.buffers) else None
+        buffers = self.model.buffers or []  # a file may lack the vector: then no tensor is constant
+        buf = buffers[t.buffer] if 0 < t.buffer < len(buffers) else None
         if buf is None:
             return None
         if buf.data is not None and len(buf.data):
@@ -452,6 +453,9 @@ def load(path: str | os.PathLike, data: bytes | None = None) -> Graph:
     r = Reader(model, path)
     sg = r.sg
     ops = sg.operators or []
+    for op in ops:  # a missing vector reads as None: as no inputs or outputs (checked below)
+        op.inputs = [int(i) for i in (op.inputs if op.inputs is not None else [])]
+        op.outputs = [int(i) for i in (op.outputs if op.outputs is not None else [])]
     graph_in = [int(i) for i in (sg.inputs if sg.inputs is not None else [])]
     graph_out = [int(i) for i in (sg.outputs if sg.outputs is not None else [])]
     for what, ids in (("input", graph_in), ("output", graph_out)):
