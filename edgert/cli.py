@@ -276,9 +276,7 @@ def _validate_on_farm(b, data, args, run: dict) -> dict:
     from edgert.farm.coordinator import Coordinator
     from edgert.validate import on_device
 
-    def say(line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
-
+    say = _say
     tags = {**places.default_tags(b), **args.tags} if args.tags is not None else places.default_tags(b)
     with Coordinator(args.coordinator) as coord:
         want = args.boards if args.boards is not None else max(1, len(coord.places(tags)))
@@ -399,11 +397,8 @@ def cmd_bench(args) -> int:
     from edgert import bench, targets
 
     if args.labgrid:
-        def say(line: str) -> None:
-            print(line, file=sys.stderr, flush=True)
-
         results = bench.bench_labgrid(args.paths, args.coordinator, args.tags or {}, out_dir=args.output,
-                                      seed=args.seed, layers=args.layers, say=say)
+                                      seed=args.seed, layers=args.layers, say=_say)
         for r in results:
             print(f"\n{r['target']} on {r['board']} (place {r['place']})")
             print(bench.format_device(r))
@@ -480,6 +475,21 @@ def _add_device_args(s) -> None:
                    help=f"seconds one inference may take (default {DEFAULT_INVOKE_TIMEOUT:g}); later inferences "
                         "are retried sooner, after four times the slowest so far")
     s.add_argument("--trace", action="store_true", help="hex dump every frame, and every fault survived, to stderr")
+
+
+def _add_labgrid_args(s, what: str, tags_help: str) -> None:
+    """--labgrid, --coordinator and --tags, for the commands that take boards from a farm."""
+    from edgert.farm.coordinator import DEFAULT_ADDRESS
+
+    s.add_argument("--labgrid", action="store_true", help=what)
+    s.add_argument("--coordinator", default=DEFAULT_ADDRESS, metavar="HOST:PORT",
+                   help=f"with --labgrid: the labgrid coordinator (default {DEFAULT_ADDRESS})")
+    s.add_argument("--tags", type=_tags, default=None, metavar="KEY=VALUE[,...]", help=tags_help)
+
+
+def _say(line: str) -> None:
+    """A progress line of a long device command, on stderr."""
+    print(line, file=sys.stderr, flush=True)
 
 
 class _VersionAction(argparse.Action):
@@ -580,12 +590,8 @@ def make_parser() -> argparse.ArgumentParser:
                    help="continue a run that stopped: samples in the journal are not run again")
     _add_device_args(s)
     farm = s.add_argument_group("a board farm (labgrid)")
-    farm.add_argument("--labgrid", action="store_true",
-                      help="take boards from a labgrid coordinator and share the samples among them")
-    farm.add_argument("--coordinator", default="127.0.0.1:20408", metavar="HOST:PORT",
-                      help="the labgrid coordinator (default 127.0.0.1:20408)")
-    farm.add_argument("--tags", type=_tags, default=None, metavar="KEY=VALUE[,...]",
-                      help="the places to use (default: board=<the build's board>)")
+    _add_labgrid_args(farm, "take boards from a labgrid coordinator and share the samples among them",
+                      "the places to use (default: board=<the build's board>)")
     farm.add_argument("--boards", type=_positive, default=None, metavar="N",
                       help="use up to N places (default: every matching one)")
     farm.add_argument("--boards-min", type=_positive, default=1, metavar="M",
@@ -629,12 +635,8 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--json", help="also write the results, with this command line, to this file "
                                    "(benchmarks/*.json hold the figures the README quotes)")
-    s.add_argument("--labgrid", action="store_true",
-                   help="models on every kind of board of a labgrid farm, one table a kind (see validate --labgrid)")
-    s.add_argument("--coordinator", default="127.0.0.1:20408", metavar="HOST:PORT",
-                   help="with --labgrid: the labgrid coordinator (default 127.0.0.1:20408)")
-    s.add_argument("--tags", type=_tags, default=None, metavar="KEY=VALUE[,...]",
-                   help="with --labgrid: only places with these tags")
+    _add_labgrid_args(s, "models on every kind of board of a labgrid farm, one table a kind (see validate --labgrid)",
+                      "with --labgrid: only places with these tags")
     s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("targets", help="list targets and their boards")

@@ -39,7 +39,8 @@ class RunningBoard:
     qmp: str = ""  # QEMU's QMP socket, for a reset (removed with the board)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -88,7 +89,7 @@ def start(build_dir: Path, qemu_argv: tuple[str, ...], elf: Path, board: str, *,
         raise ToolchainError(f"{qemu_argv[0]} is not installed",
                              "install Debian's qemu-system-arm, or run scripts/setup.sh")
     stop(build_dir)
-    port = port or _free_port()
+    port = port or free_port()
     # Unix socket paths are limited to ~107 bytes: keep the QMP socket in a short temp folder.
     qmp_dir = Path(tempfile.mkdtemp(prefix="edgert-"))
     qmp_path = qmp_dir / "qmp.sock"

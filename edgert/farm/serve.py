@@ -28,6 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from edgert.device import emulator
 from edgert.errors import DeviceError, ToolchainError, UserError
 
 from .coordinator import Coordinator
@@ -43,14 +44,6 @@ def _tool(name: str) -> str:
     if found is None:
         raise ToolchainError(f"{name} is not installed", "pip install 'edgert[farm]' (labgrid 26)")
     return found
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Farm:
@@ -119,6 +112,9 @@ class Farm:
         for fn in self._cleanup:
             fn()
         self._cleanup.clear()
+        if self.build.target.kind == "cortex-m":  # whichever of its boards are switched on
+            for place in self.places:
+                self.power_off(place)
 
     def _start_coordinator(self) -> str:
         state = self.workdir / "coordinator"  # labgrid keeps places.yaml in its working folder
@@ -149,7 +145,7 @@ class Farm:
             d = self.workdir / place
             d.mkdir(exist_ok=True)
             if self.build.target.kind == "cortex-m":
-                self.ports[place] = _free_port()
+                self.ports[place] = emulator.free_port()
                 self.power_on(place)
             else:
                 self.ports[place], self.pids[place] = self._start_runner(d)
@@ -159,7 +155,6 @@ class Farm:
         """(Re)start a Cortex-M board: blank, in its serial bootloader; else running the build.
         Its serial port stays the one exported."""
         from edgert.backends import cortex_m
-        from edgert.device import emulator
 
         board = self.build.target.board
         if self.blank:
@@ -169,28 +164,20 @@ class Farm:
             elf = emulated_bootloader.build(self.build.target, self.workdir / "bootloader")
         else:
             elf = cortex_m.firmware_path(self.build)
-        d = self.workdir / place
-        running = emulator.start(d, board.emulator, elf, board.name, detach=True, port=self.ports[place])
+        running = emulator.start(self.workdir / place, board.emulator, elf, board.name, detach=True,
+                                 port=self.ports[place])
         self.pids[place] = running.pid
-        if not any(getattr(fn, "place", None) == place for fn in self._cleanup):
-            stop = lambda d=d: emulator.stop(d)  # noqa: E731
-            stop.place = place
-            self._cleanup.append(stop)
 
     def power_off(self, place: str) -> None:
-        from edgert.device import emulator
-
         emulator.stop(self.workdir / place)
 
     def is_on(self, place: str) -> bool:
-        from edgert.device import emulator
-
         return emulator.running(self.workdir / place) is not None
 
     def _start_runner(self, d: Path) -> tuple[int, int]:
         from edgert.backends import linux
 
-        port = _free_port()
+        port = emulator.free_port()
         argv, _ = linux.local_argv(self.build.target, linux.runner_path(self.build))
         fd, counter = tempfile.mkstemp(prefix="edgert-icount-", dir=d)
         os.close(fd)
